@@ -1,0 +1,9 @@
+import Hummingbird
+import HummingbirdWebSocket
+import JWTKit
+import Crypto
+import _CryptoExtras
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle

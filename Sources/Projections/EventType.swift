@@ -1,0 +1,48 @@
+/// The stable numbering of event types in the log. Never renumber or reuse a raw value:
+/// records written years ago are read through this table.
+public enum EventType: UInt16, CaseIterable, Sendable {
+    case userRegistered = 1
+    case userLoggedIn = 2
+    case tokenRefreshed = 3
+    case sessionRevoked = 4
+    case userLoggedOut = 5
+    case socketConnected = 6
+    case socketDisconnected = 7
+    case serverStarted = 8
+    case chatStarted = 9
+    case messageSent = 10
+
+    /// The name used in audits and filters, e.g. `MessageSent`.
+    public var name: String {
+        switch self {
+        case .userRegistered: "UserRegistered"
+        case .userLoggedIn: "UserLoggedIn"
+        case .tokenRefreshed: "TokenRefreshed"
+        case .sessionRevoked: "SessionRevoked"
+        case .userLoggedOut: "UserLoggedOut"
+        case .socketConnected: "SocketConnected"
+        case .socketDisconnected: "SocketDisconnected"
+        case .serverStarted: "ServerStarted"
+        case .chatStarted: "ChatStarted"
+        case .messageSent: "MessageSent"
+        }
+    }
+
+    /// The schema version new records are written with.
+    public var currentVersion: UInt16 {
+        switch self {
+        case .messageSent: 2  // v2 added client_id
+        default: 1
+        }
+    }
+
+    /// Every version the decoder still reads.
+    public var readableVersions: ClosedRange<UInt16> { 1...currentVersion }
+
+    /// Case-insensitive lookup by name (`MessageSent`, `messagesent`).
+    public init?(name: String) {
+        let lowered = name.lowercased()
+        guard let match = EventType.allCases.first(where: { $0.name.lowercased() == lowered }) else { return nil }
+        self = match
+    }
+}

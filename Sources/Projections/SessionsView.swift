@@ -1,0 +1,105 @@
+/// Where a session stands. Expiry is not a state: it depends on the time a question is asked.
+public enum SessionState: UInt8, Sendable {
+    case open = 0
+    case loggedOut = 1
+    case revoked = 2
+}
+
+/// One login session and its refresh-token chain.
+public struct SessionInfo: Sendable, Equatable {
+    public var sessionId: TokenID
+    public var userId: UInt32
+    /// The only refresh jti that may be used next.
+    public var currentJti: TokenID
+    /// Every jti rotated out; presenting one again is reuse and revokes the session.
+    public var retiredJtis: Set<TokenID>
+    /// Refresh expiry (µs), sliding with each rotation.
+    public var expiresAt: Int64
+    public var state: SessionState
+    public var createdAt: Int64
+    /// When it was logged out or revoked.
+    public var endedAt: Int64?
+
+    /// Open and not yet expired at `now`.
+    public func isOpen(now: Int64) -> Bool {
+        state == .open && expiresAt > now
+    }
+}
+
+/// Sessions by id, and the not-ended sessions of each user (the basis of "online").
+public struct SessionsView: Projection {
+    public static let version = 1
+
+    var sessions: [TokenID: SessionInfo] = [:]
+    /// Sessions not logged out or revoked, per user; they may still have expired.
+    /// A user with none has no entry.
+    var openByUser: [UInt32: Set<TokenID>] = [:]
+
+    public init() {}
+
+    public var count: Int { sessions.count }
+
+    public func session(_ sessionId: TokenID) -> SessionInfo? { sessions[sessionId] }
+
+    public func isOpen(_ sessionId: TokenID, now: Int64) -> Bool {
+        sessions[sessionId]?.isOpen(now: now) ?? false
+    }
+
+    /// Sessions of `userId` that are open and unexpired at `now`.
+    public func openSessionIds(of userId: UInt32, now: Int64) -> [TokenID] {
+        guard let ids = openByUser[userId] else { return [] }
+        return ids.filter { sessions[$0]?.isOpen(now: now) ?? false }.sorted()
+    }
+
+    public func openSessionCount(_ userId: UInt32, now: Int64) -> Int {
+        guard let ids = openByUser[userId] else { return 0 }
+        var n = 0
+        for id in ids where sessions[id]?.isOpen(now: now) ?? false { n += 1 }
+        return n
+    }
+
+    /// Online = at least one open, unexpired session.
+    public func isOnline(_ userId: UInt32, now: Int64) -> Bool {
+        guard let ids = openByUser[userId] else { return false }
+        return ids.contains { sessions[$0]?.isOpen(now: now) ?? false }
+    }
+
+    /// Online users in ascending id order.
+    public func onlineUserIds(now: Int64) -> [UInt32] {
+        var result: [UInt32] = []
+        for (user, ids) in openByUser where ids.contains(where: { sessions[$0]?.isOpen(now: now) ?? false }) {
+            result.append(user)
+        }
+        return result.sorted()
+    }
+
+    public mutating func apply(_ event: Event, seq: UInt64, timestamp: Int64) {
+        switch event {
+        case .userLoggedIn(let e):
+            guard sessions[e.sessionId] == nil else { return }
+            sessions[e.sessionId] = SessionInfo(
+                sessionId: e.sessionId, userId: e.userId, currentJti: e.refreshJti, retiredJtis: [],
+                expiresAt: e.expiresAt, state: .open, createdAt: timestamp, endedAt: nil)
+            openByUser[e.userId, default: []].insert(e.sessionId)
+        case .tokenRefreshed(let e):
+            guard sessions[e.sessionId] != nil else { return }
+            sessions[e.sessionId]?.retiredJtis.insert(e.retiredJti)
+            sessions[e.sessionId]?.currentJti = e.newJti
+            sessions[e.sessionId]?.expiresAt = e.expiresAt
+        case .sessionRevoked(let e):
+            end(e.sessionId, as: .revoked, at: timestamp)
+        case .userLoggedOut(let e):
+            end(e.sessionId, as: .loggedOut, at: timestamp)
+        default:
+            break
+        }
+    }
+
+    private mutating func end(_ sessionId: TokenID, as state: SessionState, at timestamp: Int64) {
+        guard let info = sessions[sessionId], info.state == .open else { return }
+        sessions[sessionId]?.state = state
+        sessions[sessionId]?.endedAt = timestamp
+        openByUser[info.userId]?.remove(sessionId)
+        if openByUser[info.userId]?.isEmpty == true { openByUser[info.userId] = nil }
+    }
+}
