@@ -1,0 +1,72 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import Projections
+
+extension ChatService {
+    /// True once shutdown began: sockets then close with 1001.
+    var isStopping: Bool { stopping.withLockedValue { $0 } }
+
+    /// The WebSocket upgrade decision: a valid access token of an open session upgrades,
+    /// anything else falls through to the router, which answers 401.
+    func shouldUpgrade(_ head: HTTPRequest) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
+        guard let ledger, let target = head.path else { return .dontUpgrade }
+        let uri = URI(target)
+        var path = uri.path
+        if path.count > 1, path.hasSuffix("/") { path.removeLast() }
+        guard path == "/api/chat/send" else { return .dontUpgrade }
+        var token = uri.queryParameters["token"].map(String.init)
+        if token == nil, let header = head.headerFields[.authorization] {
+            let parts = header.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0] == "Bearer" { token = String(parts[1]) }
+        }
+        guard let token, let verified = await tokens.verify(token, kind: "access"), await ledger.isLive(verified) else {
+            return .dontUpgrade
+        }
+        return .upgrade([:]) { inbound, outbound, _ in
+            await self.serveSocket(user: verified, ledger: ledger, inbound: inbound, outbound: outbound)
+        }
+    }
+
+    private func serveSocket(user: VerifiedToken, ledger: Ledger, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
+        let opened: (socketId: UInt64, seq: UInt64, presence: Fanout?)
+        do {
+            opened = try await ledger.socketOpened(userId: user.userId)
+            try await durable(opened.seq)
+        } catch {
+            try? await outbound.close(.unexpectedServerError, reason: "storage unavailable")
+            return
+        }
+        metrics.socketsOpened.increment()
+        let queue = hub.open(user: user.userId, socket: opened.socketId)
+        if let presence = opened.presence { hub.deliver(presence) }
+        let session = SocketSession(service: self, ledger: ledger, user: user, socketId: opened.socketId, outbound: outbound)
+        do {
+            try await session.run(inbound: inbound, queue: queue)
+        } catch {
+            logger.debug("socket \(opened.socketId) ended: \(error)")
+        }
+        hub.close(user: user.userId, socket: opened.socketId)
+        if let closed = try? await ledger.socketClosed(userId: user.userId, socketId: opened.socketId) {
+            try? await durable(closed.seq)
+            if let presence = closed.presence { hub.deliver(presence) }
+        }
+    }
+
+    /// The Hummingbird application: HTTP/1.1 with the WebSocket upgrade on `/api/chat/send/`.
+    public func application() -> some ApplicationProtocol {
+        let ws = WebSocketServerConfiguration(maxFrameSize: SocketSession.maxMessageBytes, autoPing: .enabled(timePeriod: .seconds(30)))
+        return Application(
+            responder: ChatResponder(service: self),
+            server: .http1WebSocketUpgrade(configuration: .init(ws: ws)) { head, _, _ in
+                await self.shouldUpgrade(head)
+            },
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "chat-es"),
+            onServerRunning: { _ in self.logger.info("listening on \(self.config.host):\(self.config.port)") },
+            logger: logger
+        )
+    }
+}

@@ -1,9 +1,0 @@
-import Hummingbird
-import HummingbirdWebSocket
-import JWTKit
-import Crypto
-import _CryptoExtras
-import Logging
-import Metrics
-import Prometheus
-import ServiceLifecycle

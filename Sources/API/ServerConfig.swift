@@ -1,0 +1,37 @@
+/// Everything `serve` can be told.
+public struct ServerConfig: Sendable {
+    public var dataDirectory: String
+    public var host: String
+    public var port: Int
+    public var durability: String
+    public var passwordIterations: Int
+    public var accessLifetime: Int64
+    public var refreshLifetime: Int64
+    /// WebSocket messages per second per connection, and the burst allowed.
+    public var socketRate: Double
+    public var socketBurst: Double
+    /// Failed logins allowed per username and per client address before 429.
+    public var loginFailuresPerUser: Double
+    public var loginFailuresPerAddress: Double
+    public var secret: [UInt8]
+
+    public init(dataDirectory: String = "data", host: String = "127.0.0.1", port: Int = 8000,
+                durability: String = "always", passwordIterations: Int = 1_500_000,
+                accessLifetime: Int64 = 300, refreshLifetime: Int64 = 86_400,
+                socketRate: Double = 500, socketBurst: Double = 2000,
+                loginFailuresPerUser: Double = 10, loginFailuresPerAddress: Double = 100,
+                secret: [UInt8] = []) {
+        self.dataDirectory = dataDirectory
+        self.host = host
+        self.port = port
+        self.durability = durability
+        self.passwordIterations = passwordIterations
+        self.accessLifetime = accessLifetime
+        self.refreshLifetime = refreshLifetime
+        self.socketRate = socketRate
+        self.socketBurst = socketBurst
+        self.loginFailuresPerUser = loginFailuresPerUser
+        self.loginFailuresPerAddress = loginFailuresPerAddress
+        self.secret = secret
+    }
+}

@@ -1,0 +1,87 @@
+import API
+import EventLog
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// `chat-es serve`: replays the log into the views (503 until done), appends `ServerStarted`,
+/// and serves the REST and WebSocket API until SIGTERM/SIGINT.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Serve the chat API from the event log in a data directory.")
+
+    @Option(help: "Data directory (the log is kept in <data>/log).")
+    var data = "data"
+    @Option(help: "Address to listen on.")
+    var host = "127.0.0.1"
+    @Option(help: "Port to listen on.")
+    var port = 8000
+    @Option(help: "Durability: always (fsync before ack), interval=MS, or never.")
+    var fsync = "always"
+    @Option(help: "PBKDF2 iterations for new password hashes (env CHAT_ES_PASSWORD_ITERATIONS).")
+    var passwordIterations: Int?
+    @Option(help: "Access token lifetime, seconds.")
+    var accessLifetime: Int64 = 300
+    @Option(help: "Refresh token (session) lifetime, seconds.")
+    var refreshLifetime: Int64 = 86_400
+    @Option(help: "WebSocket messages per second allowed per connection.")
+    var socketRate: Double = 500
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel = "info"
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "chat-es")
+        MetricsExport.bootstrap()
+        let env = ProcessInfo.processInfo.environment
+        let iterations = passwordIterations ?? env["CHAT_ES_PASSWORD_ITERATIONS"].flatMap(Int.init) ?? 1_500_000
+        guard Durability(parsing: fsync) != nil else {
+            throw ValidationError("--fsync must be always, never or interval=MS")
+        }
+        let secret: [UInt8]
+        do {
+            secret = try loadSecret(dataDirectory: data, environment: env)
+        } catch {
+            throw ValidationError("cannot read or create \(data)/secret: \(error)")
+        }
+        let config = ServerConfig(
+            dataDirectory: data, host: host, port: port, durability: fsync, passwordIterations: iterations,
+            accessLifetime: accessLifetime, refreshLifetime: refreshLifetime,
+            socketRate: socketRate, socketBurst: max(socketRate * 4, 100), secret: secret)
+        let service = await ChatService(config: config, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: service.application()), .init(service: SocketCloser(service: service))],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        let replay = Task {
+            do {
+                try await service.start()
+            } catch {
+                logger.critical("cannot start: \(error)")
+                Foundation.exit(1)
+            }
+        }
+        try await group.run()
+        replay.cancel()
+        await service.shutdown()
+        logger.info("stopped; log flushed")
+    }
+}
+
+/// On graceful shutdown, closes every WebSocket (1001) before the HTTP server stops.
+struct SocketCloser: Service {
+    let service: ChatService
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        service.beginShutdown()
+    }
+}
