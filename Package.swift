@@ -87,6 +87,7 @@ let package = Package(
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
             ]
         ),
+        .testTarget(name: "CLITests", dependencies: ["EventLog", "Projections"]),
     ],
     swiftLanguageModes: [.v6]
 )

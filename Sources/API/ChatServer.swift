@@ -11,7 +11,7 @@ extension ChatService {
     var isStopping: Bool { stopping.withLockedValue { $0 } }
 
     /// The WebSocket upgrade decision: a valid access token of an open session upgrades,
-    /// anything else falls through to the router, which answers 401.
+    /// anything else is closed at once with 4401.
     func shouldUpgrade(_ head: HTTPRequest) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
         guard let ledger, let target = head.path else { return .dontUpgrade }
         let uri = URI(target)
@@ -24,7 +24,10 @@ extension ChatService {
             if parts.count == 2, parts[0] == "Bearer" { token = String(parts[1]) }
         }
         guard let token, let verified = await tokens.verify(token, kind: "access"), await ledger.isLive(verified) else {
-            return .dontUpgrade
+            // Refusing the upgrade itself would answer 400; the contract's refusal is close code 4401.
+            return .upgrade([:]) { _, outbound, _ in
+                try? await outbound.close(.unknown(4401), reason: "authentication failed")
+            }
         }
         return .upgrade([:]) { inbound, outbound, _ in
             await self.serveSocket(user: verified, ledger: ledger, inbound: inbound, outbound: outbound)

@@ -1,10 +1,13 @@
 import Foundation
 import Hummingbird
+import NIOCore
 
 /// Reads a POST body as the contract allows: JSON or form-encoded, at most 64 KiB,
 /// always an object of fields.
 enum RequestBody {
     static let maxBytes = 64 * 1024
+
+    static let tooLarge = APIError(.contentTooLarge, "request_too_large", "Request body exceeds 65536 bytes.")
 
     static func fields(of request: Request) async throws -> [String: JSONValue] {
         var request = request
@@ -14,7 +17,9 @@ enum RequestBody {
         do {
             buffer = try await request.collectBody(upTo: maxBytes)
         } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw APIError(.contentTooLarge, "request_too_large", "Request body exceeds 65536 bytes.")
+            throw tooLarge
+        } catch is NIOTooManyBytesError {
+            throw tooLarge
         }
         let bytes = Array(buffer.readableBytesView)
         switch mediaType {
