@@ -6,7 +6,7 @@ import Projections
 /// them and hands them to the log, all in one order, so a replay reaches the same decisions.
 /// Callers wait for `log.waitUntilDurable(seq)` before they answer.
 public actor Ledger {
-    public let log: EventLog
+    public nonisolated let log: EventLog
     public private(set) var views: ProjectionSet
     let settings: LedgerSettings
     /// Recent client ids by sender, so a quick retry is matched without reading the log.

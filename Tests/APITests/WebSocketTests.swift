@@ -1,0 +1,77 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import HummingbirdWSClient
+import HummingbirdWSTesting
+import Testing
+@testable import API
+
+@Suite struct WebSocketTests {
+    @Test func sendAckAndDeliveryOverRealSockets() async throws {
+        let data = TestData()
+        let service = try await data.service()
+        try await service.application().test(.live) { client in
+            let a = try await client.account("gus")
+            let b = try await client.account("hal")
+            _ = try await client.post("/api/chat/start/", ["receiver_id": "hal"], token: a.access)
+            let received = Received()
+            let listener = Task {
+                try await client.ws("/api/chat/send/?token=\(b.access)") { inbound, outbound, _ in
+                    try await outbound.write(.text("{\"type\":\"ping\"}"))
+                    for try await message in inbound.messages(maxSize: 1 << 20) {
+                        guard case let .text(text) = message else { continue }
+                        await received.add(text)
+                        if text.contains("\"type\":\"message\"") { break }
+                    }
+                }
+            }
+            try await received.waitFor("pong")
+            let sent = Received()
+            try await client.ws("/api/chat/send/?token=\(a.access)") { inbound, outbound, _ in
+                try await outbound.write(.text("not json"))
+                try await outbound.write(.text("{\"message\": \"hey\", \"receiver\": \"hal\", \"client_id\": \"x1\"}"))
+                for try await message in inbound.messages(maxSize: 1 << 20) {
+                    guard case let .text(text) = message else { continue }
+                    await sent.add(text)
+                    if text.contains("message.ack") { break }
+                }
+            }
+            let frames = await sent.all
+            #expect(frames.first?.contains("invalid_json") == true)
+            #expect(frames.last?.contains("\"client_id\":\"x1\"") == true)
+            try await received.waitFor("\"message\":\"hey\"")
+            _ = try await listener.value
+        }
+        await service.shutdown()
+    }
+
+    @Test func aBadTokenIsClosedWith4401() async throws {
+        let data = TestData()
+        let service = try await data.service()
+        try await service.application().test(.live) { client in
+            let close = try await client.ws("/api/chat/send/?token=garbage") { inbound, _, _ in
+                for try await _ in inbound {}
+            }
+            #expect(close?.closeCode == .unknown(4401))
+        }
+        await service.shutdown()
+    }
+}
+
+/// Frames a listener socket received, awaited by text.
+actor Received {
+    private var frames: [String] = []
+
+    func add(_ frame: String) { frames.append(frame) }
+
+    var all: [String] { frames }
+
+    func waitFor(_ fragment: String, timeout: Double = 10) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if frames.contains(where: { $0.contains(fragment) }) { return }
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        Issue.record("no frame containing \(fragment) within \(timeout) s; got \(frames)")
+    }
+}
