@@ -22,8 +22,10 @@ public struct ChatResponder: HTTPResponder {
             service.logger.error("\(request.method) \(route) failed: \(error)", metadata: ["request_id": .string(context.id)])
             response = APIError(.internalServerError, "server_error", "A server error occurred.").response
         }
-        service.metrics.request(route: route, status: response.status.code,
-                                nanoseconds: DispatchTime.now().uptimeNanoseconds - started)
+        let took = DispatchTime.now().uptimeNanoseconds - started
+        service.metrics.request(route: route, status: response.status.code, nanoseconds: took)
+        service.logger.debug("\(request.method) \(request.uri.path) \(response.status.code) \(took / 1000) µs",
+                             metadata: ["request_id": .string(context.id)])
         return response
     }
 

@@ -28,7 +28,8 @@ struct RouteHandlers {
         var users = 0
         if let ledger = service.ledger { users = await ledger.views.users.count }
         let text = MetricsExport.text(logPosition: service.logPosition, openSockets: service.hub.openSockets,
-                                      users: users, durable: service.ledger?.log.durableSeq ?? 0)
+                                      users: users, durable: service.ledger?.log.durableSeq ?? 0,
+                                      syncs: service.ledger?.log.syncStatistics ?? (0, 0))
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: text)))
     }

@@ -30,8 +30,11 @@ public enum MetricsExport {
     }
 
     /// Registry samples plus the gauges read straight from the service.
-    static func text(logPosition: UInt64, openSockets: Int, users: Int, durable: UInt64) -> String {
+    static func text(logPosition: UInt64, openSockets: Int, users: Int, durable: UInt64,
+                     syncs: (count: UInt64, seconds: Double)) -> String {
         var out = registry.emitToString()
+        out += "# TYPE chat_log_fsyncs_total counter\nchat_log_fsyncs_total \(syncs.count)\n"
+        out += "# TYPE chat_log_fsync_seconds_total counter\nchat_log_fsync_seconds_total \(syncs.seconds)\n"
         out += "# TYPE chat_log_position gauge\nchat_log_position \(logPosition)\n"
         out += "# TYPE chat_log_durable_seq gauge\nchat_log_durable_seq \(durable)\n"
         out += "# TYPE chat_open_sockets gauge\nchat_open_sockets \(openSockets)\n"

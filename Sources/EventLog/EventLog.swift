@@ -24,6 +24,9 @@ public final class EventLog: @unchecked Sendable {
     var closing = false
     var writerFinished = false
     var subscribers: [Int: TailSubscriber] = [:]
+    /// fsyncs done and the nanoseconds they took, for metrics.
+    var syncCount: UInt64 = 0
+    var syncNanos: UInt64 = 0
     /// Test hook: the next write fails as if the disk reported an error.
     var injectWriteError = false
     var nextSubscriberId = 0
@@ -80,6 +83,11 @@ public final class EventLog: @unchecked Sendable {
         cond.lock()
         defer { cond.unlock() }
         return (durable, hexString(headHash))
+    }
+
+    /// How many fsyncs the writer made and their total time in seconds.
+    public var syncStatistics: (count: UInt64, seconds: Double) {
+        withCond { (syncCount, Double(syncNanos) / 1e9) }
     }
 
     /// Why the writer stopped, if it did: from then on nothing more is acknowledged.

@@ -71,7 +71,7 @@ extension EventLog {
         writer.size += buffer.count
         switch options.durability {
         case .always:
-            try FileIO.sync(writer.fd, path: writer.path)
+            try timedSync()
             writer.lastSync = Date()
         case .interval:
             if writer.unsyncedSince == nil { writer.unsyncedSince = Date() }
@@ -89,9 +89,19 @@ extension EventLog {
     private func syncIfDue(force: Bool) throws {
         guard let since = writer.unsyncedSince, case let .interval(ms) = options.durability else { return }
         if force || Date().timeIntervalSince(since) * 1000 >= Double(ms) {
-            try FileIO.sync(writer.fd, path: writer.path)
+            try timedSync()
             writer.unsyncedSince = nil
             writer.lastSync = Date()
+        }
+    }
+
+    private func timedSync() throws {
+        let started = DispatchTime.now().uptimeNanoseconds
+        try FileIO.sync(writer.fd, path: writer.path)
+        let took = DispatchTime.now().uptimeNanoseconds - started
+        withCond {
+            syncCount += 1
+            syncNanos += took
         }
     }
 
