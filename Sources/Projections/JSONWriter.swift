@@ -117,22 +117,27 @@ public func jsonQuoted(_ s: String) -> String {
 
 func appendJSONString(_ s: String, to out: inout [UInt8]) {
     out.append(UInt8(ascii: "\""))
-    for b in s.utf8 {
-        switch b {
-        case UInt8(ascii: "\""):
-            out.append(UInt8(ascii: "\\"))
-            out.append(UInt8(ascii: "\""))
-        case UInt8(ascii: "\\"):
-            out.append(UInt8(ascii: "\\"))
-            out.append(UInt8(ascii: "\\"))
-        case 0..<0x20:
-            out.append(contentsOf: "\\u00".utf8)
-            out.append(hexDigit(b >> 4))
-            out.append(hexDigit(b & 0xF))
-        default:
-            // Multi-byte UTF-8 passes through: JSON text is UTF-8 anyway.
-            out.append(b)
+    var s = s
+    s.withUTF8 { utf8 in
+        // Runs that need no escaping (nearly all text) are copied in one go.
+        var runStart = 0
+        for i in 0..<utf8.count {
+            let b = utf8[i]
+            guard b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") || b < 0x20 else { continue }
+            if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<i])) }
+            runStart = i + 1
+            switch b {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                out.append(UInt8(ascii: "\\"))
+                out.append(b)
+            default:
+                out.append(contentsOf: "\\u00".utf8)
+                out.append(hexDigit(b >> 4))
+                out.append(hexDigit(b & 0xF))
+            }
         }
+        // Multi-byte UTF-8 passes through: JSON text is UTF-8 anyway.
+        if runStart < utf8.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...])) }
     }
     out.append(UInt8(ascii: "\""))
 }

@@ -24,10 +24,10 @@ struct ReplayCommand: ParsableCommand {
 
     @OptionGroup var data: DataDirectoryOptions
 
-    @Option(help: "First seq to print.")
+    @Option(help: ArgumentHelp("First seq to print.", valueName: "SEQ"))
     var from: UInt64?
 
-    @Option(help: "Last seq to print.")
+    @Option(help: ArgumentHelp("Last seq to print.", valueName: "SEQ"))
     var to: UInt64?
 
     @Option(help: ArgumentHelp("Only events at or after this time.", valueName: "TIME"))
@@ -36,7 +36,7 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Only events at or before this time.", valueName: "TIME"))
     var until: String?
 
-    @Option(name: .customLong("type"), help: ArgumentHelp("Only this event type (e.g. MessageSent); repeatable.", valueName: "T"))
+    @Option(name: .customLong("type"), help: ArgumentHelp("Only this event type (e.g. MessageSent); repeatable or comma-separated.", valueName: "T"))
     var types: [String] = []
 
     @Option(name: .customLong("user"), help: ArgumentHelp("Only events about this user; repeatable.", valueName: "NAME|ID"))
@@ -48,7 +48,7 @@ struct ReplayCommand: ParsableCommand {
     @Flag(help: "Keep printing new events as they become durable, until interrupted.")
     var follow = false
 
-    @Option(help: "Output format: jsonl or table.")
+    @Option(help: ArgumentHelp("Output format: jsonl or table.", valueName: "FORMAT"))
     var format: ReplayFormat = .jsonl
 
     @Flag(name: .customLong("include-secrets"), help: "Print password hashes and refresh-token ids in clear.")

@@ -36,8 +36,8 @@ enum CLI {
     static func run(_ arguments: [String]) throws -> Result {
         let binary = try #require(binary, "chat-es executable not found next to the test bundle; run `swift build` first")
         let tmp = NSTemporaryDirectory() + "chat-es-cli-" + UUID().uuidString
-        FileManager.default.createFile(atPath: tmp + ".out", contents: nil)
-        FileManager.default.createFile(atPath: tmp + ".err", contents: nil)
+        _ = FileManager.default.createFile(atPath: tmp + ".out", contents: nil)
+        _ = FileManager.default.createFile(atPath: tmp + ".err", contents: nil)
         defer {
             try? FileManager.default.removeItem(atPath: tmp + ".out")
             try? FileManager.default.removeItem(atPath: tmp + ".err")
