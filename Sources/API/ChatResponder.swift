@@ -1,3 +1,4 @@
+import EventLog
 import Foundation
 import Hummingbird
 import Logging
@@ -18,6 +19,9 @@ public struct ChatResponder: HTTPResponder {
             response = try await dispatch(request, context: context, route: &route)
         } catch let error as APIError {
             response = error.response
+        } catch let error as EventLogError {
+            service.logger.error("\(request.method) \(route): log unavailable: \(error)")
+            response = APIError(.serviceUnavailable, "storage_unavailable", "The event log cannot store anything right now.").response
         } catch {
             service.logger.error("\(request.method) \(route) failed: \(error)", metadata: ["request_id": .string(context.id)])
             response = APIError(.internalServerError, "server_error", "A server error occurred.").response

@@ -18,6 +18,9 @@ struct RouteHandlers {
     var nowSeconds: Int64 { Int64(Date().timeIntervalSince1970) }
 
     func healthz() -> Response {
+        if let failure = service.ledger?.log.failureReason {
+            return Response.json("{\"status\":\"storage_failed\",\"detail\":\(jsonQuoted(failure)),\"log_position\":\(service.logPosition)}", status: .serviceUnavailable)
+        }
         guard service.ledger != nil else {
             return Response.json("{\"status\":\"replaying\",\"log_position\":\(service.logPosition)}", status: .serviceUnavailable)
         }

@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""Isolation campaign: nobody reads, starts or sends as someone else; login timing.
+
+* a third user gets 403 on another pair's history and on another user's suggested
+  friends, does not see their conversation in /api/conversations/, and receives
+  none of their messages on a WebSocket (live or via `sync`);
+* extra "sender"/"user_id" fields in start/send bodies are ignored: what is stored
+  names the caller; the log is inspected with `chat-es replay`;
+* tokens claiming another user (signed with another key, or with the real key but
+  the caller's session) are refused, and so is logging out someone else's session;
+* login timing: N unknown-user logins vs N wrong-password logins (interleaved at
+  random, from several loopback source addresses so the per-address failure limit
+  is not hit) against a server started with --password-iterations 100000; reports
+  mean and median of each and the difference. Passes if the median difference is
+  within 10 % of the wrong-password median or 3 ms.
+
+usage: isolation.py [--n N] [--iterations I] [--seed S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import PASSWORD, Report, Server, replay_events  # noqa: E402
+from fuzz import claims_of, jwt  # noqa: E402
+
+from websockets.sync.client import connect as ws_connect  # noqa: E402
+
+
+def access_checks(rep: Report, srv: Server) -> None:
+    a, b, c = srv.new_user(), srv.new_user(), srv.new_user()
+    conv = srv.start_chat(a["access"], b["username"])
+    r = srv.post("/api/chat/send/", {"message": "secret a->b", "receiver": b["username"]}, token=a["access"])
+    rep.check(r.status_code == 201, f"setup send: {r.status_code}")
+    checks = 0
+
+    def chk(ok: bool, what: str) -> None:
+        nonlocal checks
+        checks += 1
+        rep.check(ok, what)
+
+    # c's live socket must hear nothing of a and b
+    wsc = ws_connect(srv.ws_url + "/api/chat/send/?token=" + c["access"])
+
+    r = srv.get(f"/api/chat/{conv}/messages/", token=c["access"])
+    chk(r.status_code == 403, f"history of another pair: {r.status_code}")
+    r = srv.get(f"/api/chat/{conv}/messages/?after=0&limit=500", token=c["access"])
+    chk(r.status_code == 403, f"history of another pair with after/limit: {r.status_code}")
+    r = srv.get(f"/api/suggested-friends/{a['id']}", token=c["access"])
+    chk(r.status_code == 403, f"suggested friends of another user: {r.status_code}")
+    r = srv.get("/api/conversations/", token=c["access"])
+    chk(r.status_code == 200 and all(x["conversation_id"] != conv for x in r.json()),
+        f"conversations list of c shows a/b's conversation: {r.text[:200]}")
+
+    # extra identity fields are ignored
+    r = srv.post("/api/chat/start/", {"receiver_id": b["username"], "sender": a["username"], "user_id": a["id"],
+                                      "sender_id": a["id"]}, token=c["access"])
+    chk(r.status_code == 201 and {p["id"] for p in r.json()["participants"]} == {b["id"], c["id"]},
+        f"start with a forged sender field: {r.status_code} {r.text[:200]}")
+    conv_cb = r.json().get("conversation_id")
+    chk(conv_cb != conv, "c's chat with b reuses a/b's conversation")
+    r = srv.post("/api/chat/send/", {"message": "from c", "receiver": b["username"], "sender": a["username"],
+                                     "sender_id": a["id"], "user_id": a["id"]}, token=c["access"])
+    chk(r.status_code == 201 and r.json().get("sender") == c["username"],
+        f"send with a forged sender field: {r.status_code} {r.text[:200]}")
+    wsc.send(json.dumps({"message": "ws from c", "receiver": b["username"], "sender": a["username"],
+                         "client_id": "iso1"}))
+    # c cannot send into a/b's conversation by naming a as receiver without a chat
+    r = srv.post("/api/chat/send/", {"message": "intrude", "receiver": a["username"]}, token=c["access"])
+    chk(r.status_code in (400, 403, 409), f"send to a user without a chat: {r.status_code} {r.text[:120]}")
+
+    # forged identities
+    key = open(os.path.join(srv.data, "secret"), "rb").read()
+    cc = claims_of(c["access"])
+    forged = {
+        "c's claims with user_id a, another key": jwt({"alg": "HS256", "typ": "JWT"}, {**cc, "user_id": a["id"]}, b"k" * 64),
+        "c's claims with user_id a, real key": jwt({"alg": "HS256", "typ": "JWT"}, {**cc, "user_id": a["id"]}, key),
+        "a's claims, alg none": jwt({"alg": "none", "typ": "JWT"}, claims_of(a["access"]), None),
+    }
+    for label, t in forged.items():
+        r1 = srv.get(f"/api/chat/{conv}/messages/", token=t)
+        r2 = srv.post("/api/chat/send/", {"message": "forged", "receiver": b["username"]}, token=t)
+        r3 = srv.post("/api/chat/start/", {"receiver_id": b["username"]}, token=t)
+        chk(r1.status_code == 401 and r2.status_code == 401 and r3.status_code == 401,
+            f"forged token ({label}): history {r1.status_code}, send {r2.status_code}, start {r3.status_code}")
+    r = srv.post("/api/logout/", {"refresh": a["refresh"]}, token=c["access"])
+    chk(r.status_code == 401, f"logout of another user's session: {r.status_code}")
+    r = srv.get("/api/conversations/", token=a["access"])
+    chk(r.status_code == 200, f"a's session after c tried to log it out: {r.status_code}")
+
+    # a's message to b must not reach c, live or via sync
+    r = srv.post("/api/chat/send/", {"message": "secret 2", "receiver": b["username"]}, token=a["access"])
+    wsc.send(json.dumps({"type": "sync", "after": 0}))
+    seen = []
+    t_end = time.monotonic() + 1.5
+    while time.monotonic() < t_end:
+        try:
+            f = json.loads(wsc.recv(timeout=0.3))
+        except TimeoutError:
+            continue
+        seen.append(f)
+    wsc.close()
+    leaked = [f for f in seen if f.get("type") == "message" and c["username"] not in (f.get("sender"), f.get("receiver"))]
+    chk(not leaked, f"c's socket received other users' messages: {leaked[:2]}")
+    chk(any(f.get("type") == "sync.done" for f in seen), f"sync.done not received: {seen[-3:]}")
+    acks = [f for f in seen if f.get("type") == "message.ack"]
+    # the log: every MessageSent names its real sender; none of c's lands in a/b's conversation
+    evs = replay_events(srv.data)
+    msgs = [e for e in evs if e["type"] == "MessageSent"]
+    chk(all(not (e["sender_id"] == c["id"] and e["conversation_id"] == conv) for e in msgs),
+        "a message from c was stored in a/b's conversation")
+    chk(sum(1 for e in msgs if e["sender_id"] == c["id"]) == 1 + len(acks),
+        f"c's stored messages: {[e for e in msgs if e['sender_id'] == c['id']]}")
+    chk(not any(e["type"] == "SessionRevoked" or e["type"] == "UserLoggedOut" for e in evs),
+        "a session was ended by another user's request")
+    rep.fig("access checks passed", f"{checks - len(rep.failures)}/{checks}")
+
+
+def login_timing(rep: Report, n: int, iterations: int, attempt: int = 1) -> bool:
+    srv = Server(iterations=iterations, fsync="always").start()
+    try:
+        victims = [srv.new_user()["username"] for _ in range(max(2, n // 5 + 1))]
+        conns = {}
+
+        def post_login(username: str, password: str, k: int) -> tuple[float, int]:
+            src = f"127.0.0.{2 + k % 8}"
+            c = conns.get(src)
+            if c is None:
+                c = conns[src] = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30,
+                                                            source_address=(src, 0))
+            body = json.dumps({"username": username, "password": password})
+            t0 = time.perf_counter()
+            c.request("POST", "/api/login/", body=body, headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            r.read()
+            return (time.perf_counter() - t0) * 1000, r.status
+
+        # warm-up, both kinds
+        for i in range(4):
+            post_login("ghost" + uuid.uuid4().hex[:8], "wrong-password-x", i)
+            post_login(victims[i % len(victims)], "wrong-password-x", i)
+        trials = [("unknown", i) for i in range(n)] + [("wrong", i) for i in range(n)]
+        random.shuffle(trials)
+        t = {"unknown": [], "wrong": [], "ok": []}
+        statuses = {}
+        for j, (kind, i) in enumerate(trials):
+            user = "ghost" + uuid.uuid4().hex[:8] if kind == "unknown" else victims[i % len(victims)]
+            ms, st = post_login(user, "wrong-password-" + str(i), j)
+            statuses[f"{kind} {st}"] = statuses.get(f"{kind} {st}", 0) + 1
+            if st == 401:
+                t[kind].append(ms)
+        for i in range(min(10, n)):
+            ms, st = post_login(victims[0], PASSWORD, i)
+            if st == 200:
+                t["ok"].append(ms)
+        for c in conns.values():
+            c.close()
+        rep.check(len(t["unknown"]) == n and len(t["wrong"]) == n, f"login timing statuses: {statuses}")
+        mu, mw = statistics.mean(t["unknown"]), statistics.mean(t["wrong"])
+        du, dw = statistics.median(t["unknown"]), statistics.median(t["wrong"])
+        diff = du - dw
+        rel = abs(diff) / dw if dw else 0
+        within = abs(diff) <= max(0.10 * dw, 3.0)
+        sfx = "" if attempt == 1 else f" (attempt {attempt})"
+        rep.fig("login timing iterations / N" + sfx, f"{iterations} / {n} each")
+        rep.fig("unknown user ms mean / median / stdev" + sfx,
+                f"{mu:.2f} / {du:.2f} / {statistics.pstdev(t['unknown']):.2f}")
+        rep.fig("wrong password ms mean / median / stdev" + sfx,
+                f"{mw:.2f} / {dw:.2f} / {statistics.pstdev(t['wrong']):.2f}")
+        if t["ok"]:
+            rep.fig("right password ms median (reference)" + sfx, f"{statistics.median(t['ok']):.2f}")
+        rep.fig("difference unknown - wrong: mean / median" + sfx,
+                f"{mu - mw:+.2f} ms / {diff:+.2f} ms ({rel * 100:.1f} % of the wrong-password median)")
+        if not within and attempt == 1:
+            # one re-measurement on a fresh server, so a burst of load from other jobs on the
+            # machine does not fail the campaign; both figures are printed
+            rep.note(f"login timing outside the bound on attempt 1 (median {du:.2f} vs {dw:.2f} ms); re-measuring")
+            return True
+        rep.check(within, f"login timing differs: median {du:.2f} ms unknown vs {dw:.2f} ms wrong password")
+        return False
+    finally:
+        srv.cleanup()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=50)
+    ap.add_argument("--iterations", type=int, default=100000)
+    ap.add_argument("--seed", type=int, default=None)
+    args = ap.parse_args()
+    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
+    random.seed(seed)
+    rep = Report("isolation")
+    rep.fig("seed", seed)
+    srv = Server(fsync="always").start()
+    try:
+        access_checks(rep, srv)
+    finally:
+        srv.cleanup()
+    if login_timing(rep, args.n, args.iterations):
+        login_timing(rep, args.n, args.iterations, attempt=2)
+    rep.finish()
+
+
+if __name__ == "__main__":
+    main()
