@@ -190,7 +190,7 @@ public actor Ledger {
         if let clientId { remember(ClientKey(sender: sender, clientId: clientId), seq: seq) }
         let stored = StoredMessage(
             id: seq, conversation: conversation, sender: views.users.username(of: sender) ?? "",
-            receiver: receiverName == views.users.username(of: receiver) ? receiverName : views.users.username(of: receiver) ?? receiverName,
+            receiver: views.users.username(of: receiver) ?? receiverName,
             text: text, timestamp: views.lastTimestamp, clientId: clientId)
         return .stored(stored, deliverTo: [receiver, sender])
     }

@@ -76,3 +76,12 @@ enum BenchFormat {
 
     static func target(_ met: Bool) -> String { met ? "met" : "NOT met" }
 }
+
+/// Where a benchmark writes its log and whether it is kept: shared by `bench log` and `bench replay`.
+struct BenchOutputOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Write the log into <DIR>/log (must not hold a log) instead of a temporary directory.", valueName: "DIR"))
+    var data: String?
+
+    @Flag(help: "Keep the benchmark log afterwards.")
+    var keep = false
+}

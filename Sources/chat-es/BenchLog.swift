@@ -33,11 +33,7 @@ struct BenchLogCommand: AsyncParsableCommand {
     @Option(name: .customLong("in-flight"), help: ArgumentHelp("Appends each writer keeps outstanding.", valueName: "K"))
     var inFlight = 1
 
-    @Option(help: ArgumentHelp("Write the log into <DIR>/log (must not hold a log) instead of a temporary directory.", valueName: "DIR"))
-    var data: String?
-
-    @Flag(help: "Keep the benchmark log afterwards.")
-    var keep = false
+    @OptionGroup var output: BenchOutputOptions
 
     func run() async throws {
         try await withToolExitCodesAsync {
@@ -47,8 +43,8 @@ struct BenchLogCommand: AsyncParsableCommand {
             guard let durability = Durability(parsing: fsync) else {
                 throw ToolError.usage("--fsync wants always, never or interval=<ms>, not \(fsync)")
             }
-            let dir = try BenchDirectory.make(data: data)
-            defer { dir.cleanUp(keep: keep) }
+            let dir = try BenchDirectory.make(data: output.data)
+            defer { dir.cleanUp(keep: output.keep) }
             print("bench log: \(groupedCount(events)) records of \(payload) B, \(writers) writers × \(inFlight) in flight, fsync \(durability)")
             let appends = try await BenchLogAppends.run(
                 directory: dir.logDirectory, durability: durability, events: events, payload: payload,

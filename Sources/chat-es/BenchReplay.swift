@@ -30,19 +30,15 @@ struct BenchReplayCommand: AsyncParsableCommand {
     @Option(name: .customLong("client-ids"), help: ArgumentHelp("Percent of messages that carry a client id (idempotency key).", valueName: "PERCENT"))
     var clientIdPercent = 100
 
-    @Option(help: ArgumentHelp("Write the log into <DIR>/log (must not hold a log) instead of a temporary directory.", valueName: "DIR"))
-    var data: String?
-
-    @Flag(help: "Keep the benchmark log afterwards.")
-    var keep = false
+    @OptionGroup var output: BenchOutputOptions
 
     func run() async throws {
         try await withToolExitCodesAsync {
             guard events > 0, users > 1, (0...100).contains(clientIdPercent) else {
                 throw ToolError.usage("--events must be positive, --users at least 2, --client-ids 0…100")
             }
-            let dir = try BenchDirectory.make(data: data)
-            defer { dir.cleanUp(keep: keep) }
+            let dir = try BenchDirectory.make(data: output.data)
+            defer { dir.cleanUp(keep: output.keep) }
             print("bench replay: \(groupedCount(events)) events, \(groupedCount(users)) users, client ids on \(clientIdPercent)% of messages")
             let writeStart = BenchClock.nanos()
             let written = try await MixedLogWriter.write(
