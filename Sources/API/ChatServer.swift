@@ -12,8 +12,8 @@ extension ChatService {
 
     /// The WebSocket upgrade decision: a valid access token of an open session upgrades,
     /// anything else is closed at once with 4401.
-    func shouldUpgrade(_ head: HTTPRequest) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
-        guard let ledger, let target = head.path else { return .dontUpgrade }
+    func shouldUpgrade(_ head: HTTPRequest, channel: any Channel) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
+        guard let ledger, let deliveries, let target = head.path else { return .dontUpgrade }
         let uri = URI(target)
         var path = uri.path
         if path.count > 1, path.hasSuffix("/") { path.removeLast() }
@@ -29,12 +29,20 @@ extension ChatService {
                 try? await outbound.close(.unknown(4401), reason: "authentication failed")
             }
         }
+        // A reader that falls this far behind is one SocketOutbox closes (1008).
+        _ = channel.setOption(ChannelOptions.writeBufferWaterMark,
+                              value: .init(low: SocketOutbox.bufferedBytesLimit / 2, high: SocketOutbox.bufferedBytesLimit))
+        let executor = EventLoopTaskExecutor(channel.eventLoop)
         return .upgrade([:]) { inbound, outbound, _ in
-            await self.serveSocket(user: verified, ledger: ledger, inbound: inbound, outbound: outbound)
+            await withTaskExecutorPreference(executor) {
+                await self.serveSocket(user: verified, channel: channel, ledger: ledger, deliveries: deliveries,
+                                       inbound: inbound, outbound: outbound)
+            }
         }
     }
 
-    private func serveSocket(user: VerifiedToken, ledger: Ledger, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
+    private func serveSocket(user: VerifiedToken, channel: any Channel, ledger: Ledger, deliveries: DurableDeliveries,
+                             inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
         let opened: (socketId: UInt64, seq: UInt64, presence: Fanout?)
         do {
             opened = try await ledger.socketOpened(userId: user.userId)
@@ -44,15 +52,18 @@ extension ChatService {
             return
         }
         metrics.socketsOpened.increment()
-        let queue = hub.open(user: user.userId, socket: opened.socketId)
+        let outbox = SocketOutbox(user: user.userId, id: opened.socketId, channel: channel)
+        hub.open(outbox)
+        if isStopping { outbox.loop.execute { outbox.end(.goingAway, "server shutting down") } }
         if let presence = opened.presence { hub.deliver(presence) }
-        let session = SocketSession(service: self, ledger: ledger, user: user, socketId: opened.socketId, outbound: outbound)
+        let session = SocketSession(service: self, ledger: ledger, deliveries: deliveries, user: user,
+                                    outbox: outbox, outbound: outbound)
         do {
-            try await session.run(inbound: inbound, queue: queue)
+            try await session.run(inbound: inbound)
         } catch {
             logger.debug("socket \(opened.socketId) ended: \(error)")
         }
-        hub.close(user: user.userId, socket: opened.socketId)
+        hub.close(outbox)
         if let closed = try? await ledger.socketClosed(userId: user.userId, socketId: opened.socketId) {
             try? await durable(closed.seq)
             if let presence = closed.presence { hub.deliver(presence) }
@@ -64,8 +75,8 @@ extension ChatService {
         let ws = WebSocketServerConfiguration(maxFrameSize: SocketSession.maxMessageBytes, autoPing: .enabled(timePeriod: .seconds(30)))
         return Application(
             responder: ChatResponder(service: self),
-            server: .http1WebSocketUpgrade(configuration: .init(ws: ws)) { head, _, _ in
-                await self.shouldUpgrade(head)
+            server: .http1WebSocketUpgrade(configuration: .init(ws: ws)) { head, channel, _ in
+                await self.shouldUpgrade(head, channel: channel)
             },
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "chat-es"),
             onServerRunning: { _ in self.logger.info("listening on \(self.config.host):\(self.config.port)") },

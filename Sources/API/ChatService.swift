@@ -18,6 +18,7 @@ public final class ChatService: @unchecked Sendable {
     private let lock = NSLock()
     let stopping = NIOLockedValueBox(false)
     private var _ledger: Ledger?
+    private var _deliveries: DurableDeliveries?
     private var _replayed: UInt64 = 0
 
     public init(config: ServerConfig, logger: Logger) async {
@@ -31,6 +32,8 @@ public final class ChatService: @unchecked Sendable {
     }
 
     public var ledger: Ledger? { lock.withLock { _ledger } }
+    /// Socket frames waiting for their events to be durable; set with the Ledger.
+    var deliveries: DurableDeliveries? { lock.withLock { _deliveries } }
 
     /// Opens the log, replays it into the views (reporting progress), appends `ServerStarted`,
     /// and starts serving.
@@ -57,7 +60,11 @@ public final class ChatService: @unchecked Sendable {
         let ledger = Ledger(log: log, views: views, settings: LedgerSettings(refreshLifetime: config.refreshLifetime))
         let seq = try await ledger.startEpoch()
         try await log.waitUntilDurable(seq)
-        lock.withLock { _ledger = ledger }
+        let deliveries = DurableDeliveries(log: log, hub: hub, metrics: metrics)
+        lock.withLock {
+            _ledger = ledger
+            _deliveries = deliveries
+        }
         logger.info("serving on \(config.host):\(config.port)")
     }
 

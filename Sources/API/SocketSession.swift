@@ -5,24 +5,30 @@ import NIOCore
 import Projections
 
 /// One open WebSocket: reads frames in order, decides sends through the Ledger in arrival
-/// order, and acknowledges each only once it is durable (waits run concurrently, so a
-/// pipelining client is not held to one fsync per message).
+/// order, and hands each answer to `DurableDeliveries`, which acknowledges it once durable
+/// (so a pipelining client is not held to one fsync per message). Runs on the channel's loop.
 struct SocketSession {
     let service: ChatService
     let ledger: Ledger
+    let deliveries: DurableDeliveries
     let user: VerifiedToken
-    let socketId: UInt64
+    let outbox: SocketOutbox
     let outbound: WebSocketOutboundWriter
 
     static let maxMessageBytes = 64 * 1024
 
-    func run(inbound: WebSocketInboundStream, queue: AsyncStream<String>) async throws {
+    var socketId: UInt64 { outbox.id }
+
+    func run(inbound: WebSocketInboundStream) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
+            let outbound = self.outbound
+            let requests = outbox.closeRequested
             group.addTask {
-                for await frame in queue { try await outbound.write(.text(frame)) }
-                // The queue ended: the socket overflowed, or the server is shutting down.
-                try? await outbound.close(service.isStopping ? .goingAway : .policyViolation,
-                                          reason: service.isStopping ? "server shutting down" : "outbound queue overflow")
+                // Shutdown (1001) or an overflowing reader (1008) asks for the close handshake.
+                for await (code, reason) in requests {
+                    try? await outbound.close(code, reason: reason)
+                    break
+                }
             }
             var bucket = LocalBucket(rate: service.config.socketRate, burst: service.config.socketBurst)
             var iterator = inbound.messages(maxSize: Self.maxMessageBytes).makeAsyncIterator()
@@ -31,18 +37,18 @@ struct SocketSession {
                     push(FrameError(code: "invalid_frame", detail: "Frames must be JSON text.", clientId: nil).frame)
                     continue
                 }
-                await handle(text, bucket: &bucket, group: &group)
+                await handle(text, bucket: &bucket)
             }
-            service.hub.close(user: user.userId, socket: socketId)
+            service.hub.close(outbox)
             try await group.waitForAll()
         }
     }
 
     private func push(_ frame: String) {
-        service.hub.push(frame, user: user.userId, socket: socketId)
+        outbox.send(frame)
     }
 
-    private func handle(_ text: String, bucket: inout LocalBucket, group: inout ThrowingTaskGroup<Void, Error>) async {
+    private func handle(_ text: String, bucket: inout LocalBucket) async {
         let value: JSONValue
         do {
             value = try JSONParser.parse(text)
@@ -54,7 +60,7 @@ struct SocketSession {
         }
         switch fields["type"] {
         case nil, .null?:
-            await send(fields, bucket: &bucket, group: &group)
+            await send(fields, bucket: &bucket)
         case .string("ping")?:
             push("{\"type\":\"pong\"}")
         case .string("sync")?:
@@ -63,13 +69,13 @@ struct SocketSession {
             }
             await sync(after: after)
         case .string("message")?:
-            await send(fields, bucket: &bucket, group: &group)
+            await send(fields, bucket: &bucket)
         default:
             push(FrameError(code: "invalid_frame", detail: "Unknown frame type.", clientId: nil).frame)
         }
     }
 
-    private func send(_ fields: [String: JSONValue], bucket: inout LocalBucket, group: inout ThrowingTaskGroup<Void, Error>) async {
+    private func send(_ fields: [String: JSONValue], bucket: inout LocalBucket) async {
         let parsed: (receiver: String, text: String, clientId: String?)
         switch Validation.sendFields(fields) {
         case let .failure(error): return push(error.frame)
@@ -84,32 +90,19 @@ struct SocketSession {
         } catch {
             return push(FrameError(code: "unavailable", detail: "The message could not be stored.", clientId: parsed.clientId).frame)
         }
-        let service = self.service
-        let user = self.user
-        let socketId = self.socketId
+        let failure = FrameError(code: "unavailable", detail: "The message could not be stored.", clientId: parsed.clientId).frame
         switch outcome {
         case let .rejected(code, detail):
             push(FrameError(code: code, detail: detail, clientId: parsed.clientId).frame)
         case let .duplicate(message):
             var ack = message
             ack.clientId = parsed.clientId
-            group.addTask {
-                try? await service.durable(message.id)
-                service.hub.push(ack.ackFrame, user: user.userId, socket: socketId)
-            }
+            deliveries.after(message.id, Delivery(reply: (outbox, ack.ackFrame, failure)))
         case let .stored(message, deliverTo):
-            group.addTask {
-                do {
-                    try await service.durable(message.id)
-                } catch {
-                    service.hub.push(FrameError(code: "unavailable", detail: "The message could not be stored.", clientId: message.clientId).frame,
-                                     user: user.userId, socket: socketId)
-                    return
-                }
-                service.metrics.messages.increment()
-                service.hub.push(message.ackFrame, user: user.userId, socket: socketId)
-                service.hub.deliver(Fanout(users: deliverTo, exceptSocket: socketId, frame: message.fields(type: "message")))
-            }
+            deliveries.after(message.id, Delivery(
+                reply: (outbox, message.ackFrame, failure),
+                fanout: Fanout(users: deliverTo, exceptSocket: socketId, frame: message.fields(type: "message")),
+                storesMessage: true))
         }
     }
 

@@ -30,6 +30,8 @@ public final class EventLog: @unchecked Sendable {
     /// Test hook: the next write fails as if the disk reported an error.
     var injectWriteError = false
     var nextSubscriberId = 0
+    /// Told on the writer thread of each durable batch's last seq, and of a failure (nil).
+    var durabilityListener: (@Sendable (UInt64?) -> Void)?
 
     // Touched by the writer thread only (and by `open` before it starts).
     var writer: ActiveSegment
@@ -130,6 +132,14 @@ public final class EventLog: @unchecked Sendable {
                 cond.unlock()
             }
         }
+    }
+
+    /// Calls `listener` on the writer thread with the last seq of every batch that becomes
+    /// durable from now on, and with nil once if the writer fails. One callback per batch lets a
+    /// server release everything a batch made durable at once instead of one wake-up per record;
+    /// the listener must be quick, it runs before the next batch is written.
+    public func onDurable(_ listener: @escaping @Sendable (UInt64?) -> Void) {
+        withCond { durabilityListener = listener }
     }
 
     /// Appends `records` as one unit and returns their seqs once they are durable.

@@ -136,8 +136,10 @@ extension EventLog {
             waiters.removeAll(keepingCapacity: true)
         }
         if !subscribers.isEmpty { feedSubscribers(batch) }
+        let listener = durabilityListener
         cond.unlock()
         for waiter in ready { waiter.continuation.resume() }
+        listener?(last)
     }
 
     /// Stops the writer for good: every waiting and later append fails.
@@ -148,8 +150,10 @@ extension EventLog {
         waiters = []
         writerFinished = true
         finishSubscribers(throwing: EventLogError.writerFailed(reason))
+        let listener = durabilityListener
         cond.unlock()
         FileIO.closeFD(writer.fd)
         for waiter in failed { waiter.continuation.resume(throwing: EventLogError.writerFailed(reason)) }
+        listener?(nil)
     }
 }

@@ -1,6 +1,8 @@
+import API
 import Foundation
 import HummingbirdWSClient
 import Logging
+import NIOPosix
 
 /// One user's WebSocket during a load run: it receives acks and deliveries
 /// and, for sender users, sends message frames at the scheduled pace.
@@ -22,13 +24,22 @@ final class LoadgenSocket: Sendable {
         var pausedUntil: ContinuousClock.Instant?
     }
 
-    /// The frames the load generator reads; everything else is ignored.
-    private struct Inbound: Decodable {
+    /// The fields of a frame the load generator reads; everything else is ignored.
+    private struct Inbound {
         let type: String?
         let client_id: String?
         let code: String?
         let message: String?
         let receiver: String?
+
+        init?(_ text: String) {
+            guard case let .object(fields)? = try? JSONParser.parse(text) else { return nil }
+            type = fields["type"]?.stringValue
+            client_id = fields["client_id"]?.stringValue
+            code = fields["code"]?.stringValue
+            message = fields["message"]?.stringValue
+            receiver = fields["receiver"]?.stringValue
+        }
     }
 
     /// Roles of the tasks serving one open socket.
@@ -75,11 +86,15 @@ final class LoadgenSocket: Sendable {
         configuration.validateUTF8 = true
         // JWTs are URL-safe base64 with dots: no escaping needed in the query.
         let url = "\(context.webSocketBase)/api/chat/send/?token=\(user.access)"
+        // The socket's tasks prefer the loop its channel lives on: no pool hop per frame.
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
         do {
-            try await WebSocketClient.connect(url: url, configuration: configuration, logger: context.logger) {
-                inbound, outbound, _ in
-                self.markReady(opened: true)
-                try await self.serve(inbound: inbound, outbound: outbound)
+            _ = try await withTaskExecutorPreference(EventLoopTaskExecutor(loop)) {
+                try await WebSocketClient.connect(url: url, configuration: configuration, eventLoopGroup: loop,
+                                                  logger: context.logger) { inbound, outbound, _ in
+                    self.markReady(opened: true)
+                    try await self.serve(inbound: inbound, outbound: outbound)
+                }
             }
         } catch {
             state.withLock { state in
@@ -148,11 +163,10 @@ final class LoadgenSocket: Sendable {
     }
 
     private func read(_ inbound: WebSocketInboundStream, retryInput: AsyncStream<(String, ContinuousClock.Instant)>.Continuation) async {
-        let decoder = JSONDecoder()
         do {
             for try await message in inbound.messages(maxSize: 1 << 16) {
                 guard case .text(let text) = message else { continue }
-                handle(text, decoder: decoder, retryInput: retryInput)
+                handle(text, retryInput: retryInput)
             }
         } catch {
             context.logger.debug("read on \(user.username) failed: \(error)")
@@ -166,11 +180,10 @@ final class LoadgenSocket: Sendable {
 
     private func handle(
         _ text: String,
-        decoder: JSONDecoder,
         retryInput: AsyncStream<(String, ContinuousClock.Instant)>.Continuation
     ) {
         let now = LoadgenClock.nanos()
-        guard let frame = try? decoder.decode(Inbound.self, from: Data(text.utf8)) else {
+        guard let frame = Inbound(text) else {
             state.withLock { $0.counters.badFrames += 1 }
             return
         }

@@ -1,0 +1,91 @@
+import EventLog
+import Foundation
+import HeapModule
+
+/// What goes out once an event is durable: an answer to one socket (an ack, or `failure` if
+/// the log failed first) and a fan-out to other sockets.
+struct Delivery: Sendable {
+    var reply: (outbox: SocketOutbox, frame: String, failure: String)?
+    var fanout: Fanout?
+    /// Counted as a stored message in the metrics once durable.
+    var storesMessage = false
+    var registeredAt: UInt64 = DispatchTime.now().uptimeNanoseconds
+}
+
+/// Holds deliveries until the log reports their seq durable, then releases every one a batch
+/// made durable at once, from the log's writer thread: one hop per event loop per batch
+/// instead of a task and a wake-up per message.
+final class DurableDeliveries: @unchecked Sendable {
+    /// Pending deliveries ordered by seq, then by arrival (`order`).
+    private struct Pending: Comparable {
+        var seq: UInt64
+        var order: UInt64
+        var delivery: Delivery
+
+        static func < (a: Pending, b: Pending) -> Bool { (a.seq, a.order) < (b.seq, b.order) }
+        static func == (a: Pending, b: Pending) -> Bool { (a.seq, a.order) == (b.seq, b.order) }
+    }
+
+    private let lock = NSLock()
+    private var pending = Heap<Pending>()
+    private var durable: UInt64
+    private var failed = false
+    private var arrivals: UInt64 = 0
+    private let hub: Hub
+    private let metrics: ServiceMetrics
+
+    init(log: EventLog, hub: Hub, metrics: ServiceMetrics) {
+        self.hub = hub
+        self.metrics = metrics
+        durable = log.durableSeq
+        log.onDurable { [weak self] seq in self?.released(through: seq) }
+        // A batch may have become durable between reading durableSeq and registering.
+        released(through: log.durableSeq)
+    }
+
+    /// Sends `delivery` once `seq` is durable (at once if it already is).
+    func after(_ seq: UInt64, _ delivery: Delivery) {
+        let now: Bool? = lock.withLock {
+            if failed { return false }
+            if seq <= durable { return true }
+            arrivals += 1
+            pending.insert(Pending(seq: seq, order: arrivals, delivery: delivery))
+            return nil
+        }
+        switch now {
+        case true?: send([delivery])
+        case false?: fail([delivery])
+        case nil: break
+        }
+    }
+
+    /// The log's report: everything through `seq` is durable, or (nil) the writer failed.
+    private func released(through seq: UInt64?) {
+        var ready: [Delivery] = []
+        let failedNow: Bool = lock.withLock {
+            guard let seq else {
+                failed = true
+                while let p = pending.popMin() { ready.append(p.delivery) }
+                return true
+            }
+            durable = max(durable, seq)
+            while let min = pending.min, min.seq <= durable { ready.append(pending.removeMin().delivery) }
+            return false
+        }
+        if failedNow { fail(ready) } else { send(ready) }
+    }
+
+    private func send(_ deliveries: [Delivery]) {
+        guard !deliveries.isEmpty else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        for d in deliveries where d.storesMessage {
+            metrics.messages.increment()
+            metrics.appendLatency(now - d.registeredAt)
+        }
+        hub.write(deliveries.map { d in (d.reply.map { ($0.outbox, $0.frame) }, d.fanout) })
+    }
+
+    private func fail(_ deliveries: [Delivery]) {
+        hub.write(deliveries.map { d in (d.reply.map { ($0.outbox, $0.failure) }, nil) })
+    }
+}

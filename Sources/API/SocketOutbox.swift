@@ -1,0 +1,78 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOWebSocket
+
+/// One socket's way out: frames are written straight to its channel on the channel's event
+/// loop, a batch at a time with one flush, instead of through a per-socket queue and task.
+/// A reader that stops reading is detected by the channel's write buffer: once more than
+/// `bufferedBytesLimit` wait in it, `backlogLimit` further frames are allowed, then the socket
+/// is closed with 1008 so it cannot hold everybody else's memory.
+final class SocketOutbox: @unchecked Sendable {
+    static let bufferedBytesLimit = 1 << 20
+    static let backlogLimit = 4096
+
+    let user: UInt32
+    let id: UInt64
+    let channel: any Channel
+    /// Asks the socket's session to close with this code (shutdown, overflow).
+    private let closeRequests: AsyncStream<(WebSocketErrorCode, String)>.Continuation
+    let closeRequested: AsyncStream<(WebSocketErrorCode, String)>
+
+    // Touched on the channel's event loop only.
+    private var backlog = 0
+    private var ended = false
+    private var needsFlush = false
+
+    init(user: UInt32, id: UInt64, channel: any Channel) {
+        self.user = user
+        self.id = id
+        self.channel = channel
+        (closeRequested, closeRequests) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    var loop: any EventLoop { channel.eventLoop }
+
+    /// Queues `frame` without flushing; call `flush()` once the batch is written. Loop only.
+    func enqueue(_ frame: String) {
+        guard !ended else { return }
+        if channel.isWritable {
+            backlog = 0
+        } else {
+            backlog += 1
+            if backlog > Self.backlogLimit { return end(.policyViolation, "outbound queue overflow") }
+        }
+        let buffer = channel.allocator.buffer(string: frame)
+        channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
+        needsFlush = true
+    }
+
+    /// Flushes what `enqueue` wrote since the last flush. Loop only.
+    func flush() {
+        guard needsFlush else { return }
+        needsFlush = false
+        channel.flush()
+    }
+
+    /// Writes one frame now from any thread.
+    func send(_ frame: String) {
+        if loop.inEventLoop {
+            enqueue(frame)
+            flush()
+        } else {
+            loop.execute {
+                self.enqueue(frame)
+                self.flush()
+            }
+        }
+    }
+
+    /// Stops writing and asks the session to close the socket with `code`. Loop only.
+    func end(_ code: WebSocketErrorCode, _ reason: String) {
+        guard !ended else { return }
+        ended = true
+        closeRequests.yield((code, reason))
+    }
+
+    /// Ends the close requests stream: the session is over.
+    func finish() { closeRequests.finish() }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import NIOCore
+import NIOEmbedded
+import NIOWebSocket
+import Testing
+@testable import API
+@testable import EventLog
+
+/// `DurableDeliveries` and `SocketOutbox` on embedded channels: frames leave only once their
+/// seq is durable, in seq order whatever the registration order, a failed log turns acks into
+/// failure frames, and a reader that stops reading is asked to close with 1008.
+@Suite struct DeliveryTests {
+    final class Fixture {
+        let directory = NSTemporaryDirectory() + "chat-es-delivery-" + UUID().uuidString
+        let log: EventLog
+        let hub = Hub()
+        let deliveries: DurableDeliveries
+
+        init() throws {
+            log = try EventLog.open(directory: directory)
+            deliveries = DurableDeliveries(log: log, hub: hub, metrics: ServiceMetrics())
+        }
+
+        deinit { try? FileManager.default.removeItem(atPath: directory) }
+
+        func socket(user: UInt32, id: UInt64) -> (SocketOutbox, EmbeddedChannel) {
+            let channel = EmbeddedChannel()
+            let outbox = SocketOutbox(user: user, id: id, channel: channel)
+            hub.open(outbox)
+            return (outbox, channel)
+        }
+
+        func reserve() throws -> UInt64 {
+            try log.reserve([NewRecord(timestamp: 1, type: 1, version: 1, payload: [1, 2, 3])]).upperBound
+        }
+    }
+
+    static func texts(_ channel: EmbeddedChannel) throws -> [String] {
+        var out: [String] = []
+        while let frame = try channel.readOutbound(as: WebSocketFrame.self) {
+            out.append(String(buffer: frame.data))
+        }
+        return out
+    }
+
+    /// Runs the embedded loop until `channel` has `count` frames, or fails after 5 s.
+    static func frames(_ channel: EmbeddedChannel, count: Int) async throws -> [String] {
+        var seen: [String] = []
+        for _ in 0..<500 {
+            (channel.eventLoop as! EmbeddedEventLoop).run()
+            seen += try texts(channel)
+            if seen.count >= count { return seen }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("only \(seen.count) of \(count) frames: \(seen)")
+        return seen
+    }
+
+    @Test func framesWaitForDurabilityAndLeaveInSeqOrder() async throws {
+        let f = try Fixture()
+        let (alice, aliceChannel) = f.socket(user: 1, id: 10)
+        let (_, bobChannel) = f.socket(user: 2, id: 20)
+        let first = try f.reserve()
+        let second = try f.reserve()
+        // Registered in the opposite order of their seqs.
+        f.deliveries.after(second, Delivery(reply: (alice, "ack-\(second)", "fail"),
+                                            fanout: Fanout(users: [2, 1], exceptSocket: 10, frame: "msg-\(second)")))
+        f.deliveries.after(first, Delivery(reply: (alice, "ack-\(first)", "fail"),
+                                           fanout: Fanout(users: [2, 1], exceptSocket: 10, frame: "msg-\(first)")))
+        try await f.log.waitUntilDurable(second)
+        #expect(try await Self.frames(aliceChannel, count: 2) == ["ack-\(first)", "ack-\(second)"])
+        #expect(try await Self.frames(bobChannel, count: 2) == ["msg-\(first)", "msg-\(second)"])
+        // Already durable: out at once.
+        f.deliveries.after(first, Delivery(reply: (alice, "again", "fail")))
+        #expect(try Self.texts(aliceChannel) == ["again"])
+        await f.log.close()
+    }
+
+    @Test func aFailedLogTurnsPendingAcksIntoFailureFrames() async throws {
+        let f = try Fixture()
+        let (alice, channel) = f.socket(user: 1, id: 10)
+        let (_, bobChannel) = f.socket(user: 2, id: 20)
+        f.log.withCond { f.log.injectWriteError = true }
+        let seq = try f.reserve()
+        f.deliveries.after(seq, Delivery(reply: (alice, "ack", "failed"),
+                                         fanout: Fanout(users: [2], exceptSocket: nil, frame: "msg")))
+        await #expect(throws: EventLogError.self) { try await f.log.waitUntilDurable(seq) }
+        #expect(try await Self.frames(channel, count: 1) == ["failed"])
+        #expect(try Self.texts(bobChannel).isEmpty, "nothing is delivered that was not stored")
+        // Later registrations fail at once too.
+        f.deliveries.after(seq + 1, Delivery(reply: (alice, "ack", "failed again")))
+        #expect(try Self.texts(channel) == ["failed again"])
+    }
+
+    @Test func aReaderThatStopsReadingIsAskedToCloseWith1008() async throws {
+        let channel = EmbeddedChannel()
+        let outbox = SocketOutbox(user: 1, id: 1, channel: channel)
+        outbox.send("while writable")
+        channel.isWritable = false
+        for i in 0..<SocketOutbox.backlogLimit { outbox.send("backlog \(i)") }
+        var requests = outbox.closeRequested.makeAsyncIterator()
+        outbox.send("one too many")
+        let request = await requests.next()
+        #expect(request?.0 == .policyViolation)
+        let written = try Self.texts(channel)
+        #expect(written.count == SocketOutbox.backlogLimit + 1)
+        #expect(written.last == "backlog \(SocketOutbox.backlogLimit - 1)")
+        outbox.send("after the end")
+        #expect(try Self.texts(channel).isEmpty)
+    }
+}
