@@ -50,12 +50,24 @@ struct TokenService: Sendable {
 
     /// The claims of a well-signed, unexpired token of `kind`; nil for anything else.
     func verify(_ token: String, kind: String) async -> VerifiedToken? {
-        guard token.count < 4096, token.split(separator: ".", omittingEmptySubsequences: false).count == 3 else { return nil }
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard token.count < 4096, parts.count == 3, Self.headerNamesHS256(parts[0]) else { return nil }
         guard let claims = try? await keys.verify(token, as: TokenClaims.self),
               claims.token_type == kind,
               claims.user_id > 0, claims.user_id <= Int(UInt32.max),
               let sid = TokenID(hex: claims.sid), let jti = TokenID(hex: claims.jti)
         else { return nil }
         return VerifiedToken(userId: UInt32(claims.user_id), sessionId: sid, jti: jti, kind: kind)
+    }
+
+    /// True when the header names exactly what we sign with. JWTKit checks the signature with
+    /// our key whatever the header says, so without this a token naming another algorithm (or
+    /// none, or carrying no JSON header at all) would pass if signed with our key.
+    static func headerNamesHS256(_ segment: Substring) -> Bool {
+        var base64 = segment.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64),
+              case let .object(header)? = try? JSONParser.parse([UInt8](data)) else { return false }
+        return header["alg"] == .string("HS256")
     }
 }
