@@ -385,6 +385,8 @@ def main() -> None:
             jwt({"alg": "none", "typ": "JWT"}, ca, None),                                  # alg none
             jwt({"alg": "none", "typ": "JWT"}, ca, None)[:-1],
             jwt({"alg": "HS256", "typ": "JWT"}, ca, other_key),                           # another key
+            jwt({"alg": "HS384", "typ": "JWT"}, ca, key),                                  # header lies about alg
+            jwt({"typ": "JWT"}, ca, key),                                                  # header names no alg
             a["refresh"],                                                                 # refresh as access
             lo["access"],                                                                 # access after logout
             jwt({"alg": "HS256", "typ": "JWT"}, {**ca, "user_id": b["id"]}, key),         # another user, a's sid
