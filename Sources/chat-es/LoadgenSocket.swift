@@ -55,6 +55,9 @@ final class LoadgenSocket: Sendable {
     private let context: LoadgenRunContext
     private let window: LoadgenWindow
     private let state = LoadgenLocked(State())
+    /// The event loop of this socket's channel; its tasks prefer it and the sender paces on
+    /// its timers, so a paced send wakes only that loop's thread.
+    private let loop = MultiThreadedEventLoopGroup.singleton.next()
 
     init(user: LoadgenUser, receivers: [String], senderIndex: Int?, context: LoadgenRunContext) {
         self.user = user
@@ -86,8 +89,6 @@ final class LoadgenSocket: Sendable {
         configuration.validateUTF8 = true
         // JWTs are URL-safe base64 with dots: no escaping needed in the query.
         let url = "\(context.webSocketBase)/api/chat/send/?token=\(user.access)"
-        // The socket's tasks prefer the loop its channel lives on: no pool hop per frame.
-        let loop = MultiThreadedEventLoopGroup.singleton.next()
         do {
             _ = try await withTaskExecutorPreference(EventLoopTaskExecutor(loop)) {
                 try await WebSocketClient.connect(url: url, configuration: configuration, eventLoopGroup: loop,
@@ -243,8 +244,11 @@ final class LoadgenSocket: Sendable {
         while !Task.isCancelled {
             if let interval {
                 if next >= schedule.end { break }
-                if ContinuousClock.now < next {
-                    do { try await Task.sleep(until: next, clock: .continuous) } catch { break }
+                let wait = ContinuousClock.now.duration(to: next)
+                if wait > .zero {
+                    let nanos = wait.components.seconds * 1_000_000_000 + wait.components.attoseconds / 1_000_000_000
+                    try? await loop.scheduleTask(in: .nanoseconds(nanos)) {}.futureResult.get()
+                    if Task.isCancelled { break }
                 }
                 next += interval
             }
