@@ -8,6 +8,7 @@ public final class Hub: @unchecked Sendable {
     private let lock = NSLock()
     private var sockets: [UInt32: [UInt64: SocketOutbox]] = [:]
     private var total = 0
+    private var writers: [ObjectIdentifier: LoopWriter] = [:]
 
     public init() {}
 
@@ -58,18 +59,19 @@ public final class Hub: @unchecked Sendable {
 
     private func write(_ frames: [(SocketOutbox, String)]) {
         guard let first = frames.first else { return }
-        if frames.allSatisfy({ $0.0.loop === first.0.loop }) { return Self.write(frames, on: first.0.loop) }
+        if frames.allSatisfy({ $0.0.loop === first.0.loop }) { return writer(for: first.0.loop).add(frames) }
         var byLoop: [ObjectIdentifier: [(SocketOutbox, String)]] = [:]
         for item in frames { byLoop[ObjectIdentifier(item.0.loop), default: []].append(item) }
-        for group in byLoop.values { Self.write(group, on: group[0].0.loop) }
+        for group in byLoop.values { writer(for: group[0].0.loop).add(group) }
     }
 
-    private static func write(_ frames: [(SocketOutbox, String)], on loop: any EventLoop) {
-        let run: @Sendable () -> Void = {
-            for (outbox, frame) in frames { outbox.enqueue(frame) }
-            for (outbox, _) in frames { outbox.flush() }
+    private func writer(for loop: any EventLoop) -> LoopWriter {
+        lock.withLock {
+            if let w = writers[ObjectIdentifier(loop)] { return w }
+            let w = LoopWriter(loop: loop)
+            writers[ObjectIdentifier(loop)] = w
+            return w
         }
-        if loop.inEventLoop { run() } else { loop.execute(run) }
     }
 
     public var openSockets: Int { lock.withLock { total } }
@@ -80,5 +82,36 @@ public final class Hub: @unchecked Sendable {
         for outbox in all {
             outbox.loop.execute { outbox.end(.goingAway, "server shutting down") }
         }
+    }
+}
+
+/// Frames bound for the sockets of one event loop. Everything added before the loop gets to
+/// run the drain goes out together, with one flush per socket: acks and deliveries of many
+/// messages share a write(2) instead of costing one each.
+final class LoopWriter: @unchecked Sendable {
+    let loop: any EventLoop
+    private let lock = NSLock()
+    private var queued: [(SocketOutbox, String)] = []
+    private var scheduled = false
+
+    init(loop: any EventLoop) { self.loop = loop }
+
+    func add(_ frames: [(SocketOutbox, String)]) {
+        let schedule: Bool = lock.withLock {
+            queued.append(contentsOf: frames)
+            defer { scheduled = true }
+            return !scheduled
+        }
+        if schedule { loop.execute { self.drain() } }
+    }
+
+    private func drain() {
+        let frames: [(SocketOutbox, String)] = lock.withLock {
+            scheduled = false
+            defer { queued.removeAll(keepingCapacity: true) }
+            return queued
+        }
+        for (outbox, frame) in frames { outbox.enqueue(frame) }
+        for (outbox, _) in frames { outbox.flush() }
     }
 }
