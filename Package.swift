@@ -55,7 +55,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            ]
+            ],
+            // The web client and openapi.json, served as they are (no build step).
+            resources: [.copy("Web")]
         ),
         .executableTarget(
             name: "chat-es",
