@@ -15,8 +15,8 @@ export class ApiError extends Error {
   static describe(status, body, retryAfter) {
     let text = body?.detail ?? `The server answered ${status}.`;
     if (body?.fields) {
-      const parts = Object.entries(body.fields).map(([name, msgs]) => `${name}: ${msgs.join(" ")}`);
-      text += " " + parts.join("; ");
+      // One line per field (the page shows these with white-space: pre-line).
+      for (const [name, msgs] of Object.entries(body.fields)) text += `\n${name}: ${msgs.join(" ")}`;
     }
     if (retryAfter) text += ` (try again in ${retryAfter} s)`;
     return text;

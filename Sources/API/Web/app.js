@@ -103,6 +103,7 @@ function resetState() {
   $("online-list").replaceChildren();
   $("suggestion-list").replaceChildren();
   $("composer").hidden = true;
+  $("message-list").hidden = true;
   $("empty-chat").hidden = false;
   $("chat-peer").textContent = "No chat open";
   document.body.classList.remove("show-chat");
@@ -122,8 +123,9 @@ async function loadOnline() {
   try {
     const page = await session.call("GET", "/api/online-users/?limit=200");
     state.online = page.results;
-    $("online-count").textContent = String(page.count);
     const others = page.results.filter((u) => u.id !== session.user.id);
+    // The others, like the list: the server's count includes me (my session is open).
+    $("online-count").textContent = String(Math.max(0, page.count - 1));
     const items = others.map((u) => personItem(u.username, u.connected ? "live" : "online", "online-user",
       () => startChat(u.username), { connected: String(u.connected) }));
     if (!items.length) items.push(el("li", { class: "muted" }, "Nobody else is online yet."));
@@ -191,6 +193,7 @@ async function openConversation(conversationId, peer) {
   sessionStorage.setItem("chat-es.open", conversationId);
   $("chat-peer").textContent = peer;
   $("composer").hidden = false;
+  $("message-list").hidden = false;
   $("empty-chat").hidden = true;
   document.body.classList.add("show-chat");
   const summary = state.conversations.get(conversationId);
