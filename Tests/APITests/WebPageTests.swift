@@ -57,6 +57,19 @@ import Testing
         await service.shutdown()
     }
 
+    @Test func theStaticFilesAnswerWhileTheLogReplays() async throws {
+        let data = TestData()
+        let service = try await data.service(start: false)
+        try await service.application().test(.router) { client in
+            for route in ChatRoute.allCases where WebAssets.source(of: route) != nil {
+                #expect(try await client.execute(uri: route.template, method: .get).status == .ok, "\(route.template)")
+            }
+            let api = try await client.execute(uri: "/api/online-users/", method: .get)
+            #expect(api.status == .serviceUnavailable && object(api)["code"] as? String == "replaying")
+            #expect(try await client.execute(uri: "/healthz", method: .get).status == .serviceUnavailable)
+        }
+    }
+
     @Test func revalidationAnswers304AndTheDocumentIsJSON() async throws {
         let data = TestData()
         let service = try await data.service()
