@@ -8,8 +8,13 @@ import Logging
 public struct ChatResponder: HTTPResponder {
     public typealias Context = ChatRequestContext
     let service: ChatService
+    let assets: WebAssets
 
-    public init(service: ChatService) { self.service = service }
+    /// Loads the web client and OpenAPI files now, so a missing resource bundle stops start-up.
+    public init(service: ChatService) {
+        self.service = service
+        assets = WebAssets.shared
+    }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
         let started = DispatchTime.now().uptimeNanoseconds
@@ -34,44 +39,38 @@ public struct ChatResponder: HTTPResponder {
     }
 
     private func dispatch(_ request: Request, context: Context, route: inout String) async throws -> Response {
-        var path = request.uri.path
-        if path.count > 1, path.hasSuffix("/") { path.removeLast() }
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
-        let method = request.method
         let handlers = RouteHandlers(service: service, request: request, context: context)
-
-        func only(_ m: HTTPRequest.Method, _ name: String, _ body: () async throws -> Response) async throws -> Response {
-            route = name
-            guard method == m else {
-                if name == "/api/chat/send/", method == .get { throw APIError.notAuthenticated }
-                throw APIError.methodNotAllowed
-            }
-            guard service.ledger != nil || name == "/healthz" || name == "/metrics" || name == "/" else {
-                throw APIError.unavailable
-            }
-            return try await body()
-        }
-
-        switch parts {
-        case ["healthz"]: return try await only(.get, "/healthz") { handlers.healthz() }
-        case ["metrics"]: return try await only(.get, "/metrics") { await handlers.metrics() }
-        case ["api", "register"]: return try await only(.post, "/api/register/") { try await handlers.register() }
-        case ["api", "login"]: return try await only(.post, "/api/login/") { try await handlers.login() }
-        case ["api", "token", "refresh"]: return try await only(.post, "/api/token/refresh/") { try await handlers.refresh() }
-        case ["api", "logout"]: return try await only(.post, "/api/logout/") { try await handlers.logout() }
-        case ["api", "online-users"]: return try await only(.get, "/api/online-users/") { try await handlers.onlineUsers() }
-        case ["api", "conversations"]: return try await only(.get, "/api/conversations/") { try await handlers.conversations() }
-        case ["api", "chat", "start"]: return try await only(.post, "/api/chat/start/") { try await handlers.startChat() }
-        case ["api", "chat", "send"]: return try await only(.post, "/api/chat/send/") { try await handlers.send() }
-        default:
-            if parts.count == 3, parts[0] == "api", parts[1] == "suggested-friends" {
-                return try await only(.get, "/api/suggested-friends/{id}") { try await handlers.suggestions(parts[2]) }
-            }
-            if parts.count == 4, parts[0] == "api", parts[1] == "chat", parts[3] == "messages" {
-                return try await only(.get, "/api/chat/{id}/messages/") { try await handlers.history(parts[2]) }
-            }
-            route = "unknown"
+        let found: ChatRoute
+        let captured: [String]
+        switch ChatRoute.resolve(request.method, ChatRoute.split(request.uri.path)) {
+        case .unknown:
             throw APIError.notFound
+        case let .wrongMethod(known):
+            route = known.template
+            throw APIError.methodNotAllowed
+        case let .found(match, segments):
+            (found, captured) = (match, segments)
+        }
+        route = found.template
+        guard service.ledger != nil || !found.needsLedger else { throw APIError.unavailable }
+
+        switch found {
+        case .healthz: return handlers.healthz()
+        case .metrics: return await handlers.metrics()
+        case .register: return try await handlers.register()
+        case .login: return try await handlers.login()
+        case .refresh: return try await handlers.refresh()
+        case .logout: return try await handlers.logout()
+        case .onlineUsers: return try await handlers.onlineUsers()
+        case .suggestions: return try await handlers.suggestions(captured[0])
+        case .conversations: return try await handlers.conversations()
+        case .startChat: return try await handlers.startChat()
+        case .send: return try await handlers.send()
+        // A socket upgrade never reaches the responder; a plain GET carries no usable token.
+        case .socket: throw APIError.notAuthenticated
+        case .history: return try await handlers.history(captured[0])
+        case .openAPI, .index, .appScript, .apiScript, .socketScript, .styles, .icon:
+            return assets.response(for: found, request: request)
         }
     }
 }

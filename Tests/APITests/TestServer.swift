@@ -15,14 +15,15 @@ final class TestData {
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
 
-    func service() async throws -> ChatService {
+    /// A service over this directory; `start: false` leaves it as it is while the log replays.
+    func service(start: Bool = true) async throws -> ChatService {
         let config = ServerConfig(dataDirectory: path, port: 0, durability: "always", passwordIterations: 1000,
                                   socketRate: 1000, socketBurst: 1000, loginFailuresPerUser: 3,
                                   secret: Array("test-secret-test-secret-test-secret!".utf8))
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let service = await ChatService(config: config, logger: logger)
-        try await service.start()
+        if start { try await service.start() }
         return service
     }
 }
