@@ -45,6 +45,24 @@ import Testing
         await service.shutdown()
     }
 
+    @Test func shutdownClosesOpenSocketsWith1001() async throws {
+        let data = TestData()
+        let service = try await data.service()
+        try await service.application().test(.live) { client in
+            let a = try await client.account("ivy")
+            let close = try await client.ws("/api/chat/send/?token=\(a.access)") { inbound, outbound, _ in
+                try await outbound.write(.text("{\"type\":\"ping\"}"))
+                for try await message in inbound.messages(maxSize: 1 << 20) {
+                    // Once the socket is open and answering, the server begins its graceful shutdown.
+                    if case let .text(text) = message, text.contains("pong") { service.beginShutdown() }
+                }
+            }
+            #expect(close?.closeCode == .goingAway)
+            #expect(close?.reason == "server shutting down")
+        }
+        await service.shutdown()
+    }
+
     @Test func aBadTokenIsClosedWith4401() async throws {
         let data = TestData()
         let service = try await data.service()
