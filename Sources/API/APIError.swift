@@ -8,6 +8,8 @@ public struct APIError: Error, Sendable {
     public var detail: String
     public var fields: [String: [String]]?
     public var retryAfter: Int?
+    /// The methods a 405's path does answer (its `Allow` header, RFC 9110).
+    public var allow: [String]?
 
     public init(_ status: HTTPResponse.Status, _ code: String, _ detail: String,
                 fields: [String: [String]]? = nil, retryAfter: Int? = nil) {
@@ -30,6 +32,12 @@ public struct APIError: Error, Sendable {
     static let tokenNotValid = APIError(.unauthorized, "token_not_valid", "Given token not valid for any token type")
     static let notFound = APIError(.notFound, "not_found", "Not found.")
     static let methodNotAllowed = APIError(.methodNotAllowed, "method_not_allowed", "Method not allowed.")
+
+    static func methodNotAllowed(allowing methods: [String]) -> APIError {
+        var error = methodNotAllowed
+        error.allow = methods
+        return error
+    }
     static let forbidden = APIError(.forbidden, "permission_denied", "You do not have permission to perform this action.")
     static let unavailable = APIError(.serviceUnavailable, "replaying", "The server is replaying its log; try again shortly.", retryAfter: 1)
 
@@ -48,6 +56,7 @@ public struct APIError: Error, Sendable {
     var response: Response {
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        if let allow { headers[.allow] = allow.joined(separator: ", ") }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: json)))
     }
 }

@@ -45,9 +45,9 @@ public struct ChatResponder: HTTPResponder {
         switch ChatRoute.resolve(request.method, ChatRoute.split(request.uri.path)) {
         case .unknown:
             throw APIError.notFound
-        case let .wrongMethod(known):
+        case let .wrongMethod(known, allowed):
             route = known.template
-            throw APIError.methodNotAllowed
+            throw APIError.methodNotAllowed(allowing: allowed)
         case let .found(match, segments):
             (found, captured) = (match, segments)
         }

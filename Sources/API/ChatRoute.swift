@@ -77,21 +77,25 @@ public enum ChatRoute: String, CaseIterable, Sendable {
     private static let table: [ChatRoute: [String]] = Dictionary(uniqueKeysWithValues: allCases.map { ($0, $0.segments) })
 
     /// The route for a request: `.found` with the captured segments, `.wrongMethod` for a known
-    /// path (its first route, for the metrics label), or `.unknown`.
+    /// path (its first route, for the metrics label, and the methods the path answers), or
+    /// `.unknown`.
     static func resolve(_ method: HTTPRequest.Method, _ parts: [String]) -> Resolution {
-        var pathRoute: ChatRoute?
+        var pathRoutes: [ChatRoute] = []
         for route in allCases {
             guard let captured = route.match(parts) else { continue }
             if route.method == method { return .found(route, captured) }
-            pathRoute = pathRoute ?? route
+            pathRoutes.append(route)
         }
-        return pathRoute.map { .wrongMethod($0) } ?? .unknown
+        guard let first = pathRoutes.first else { return .unknown }
+        var allowed: [String] = []
+        for route in pathRoutes where !allowed.contains(route.method.rawValue) { allowed.append(route.method.rawValue) }
+        return .wrongMethod(first, allowed: allowed)
     }
 
     /// What `resolve` found.
     enum Resolution {
         case found(ChatRoute, [String])
-        case wrongMethod(ChatRoute)
+        case wrongMethod(ChatRoute, allowed: [String])
         case unknown
     }
 }

@@ -100,7 +100,12 @@ import Testing
         let data = TestData()
         let service = try await data.service()
         try await service.application().test(.router) { client in
-            #expect(try await client.execute(uri: "/api/register/", method: .get).status == .methodNotAllowed)
+            let wrong = try await client.execute(uri: "/api/register/", method: .get)
+            #expect(wrong.status == .methodNotAllowed)
+            #expect(wrong.headers[.allow] == "POST", "a 405 names what the path answers (RFC 9110)")
+            let both = try await client.execute(uri: "/api/chat/send/", method: .delete)
+            #expect(both.status == .methodNotAllowed)
+            #expect(both.headers[.allow] == "POST, GET")
             #expect(try await client.execute(uri: "/api/nothing/", method: .get).status == .notFound)
             let xml = try await client.execute(uri: "/api/register/", method: .post, headers: [.contentType: "application/xml"], body: ByteBuffer(string: "<a/>"))
             #expect(xml.status == .unsupportedMediaType)
