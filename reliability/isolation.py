@@ -8,6 +8,10 @@
   names the caller; the log is inspected with `chat-es replay`;
 * tokens claiming another user (signed with another key, or with the real key but
   the caller's session) are refused, and so is logging out someone else's session;
+* a slow reader cannot stall others: one user's socket completes the upgrade and then never
+  reads while another user floods it with 4 KB messages; the server must close that socket
+  (1008) once its backlog passes the bound, ack every flood message, and keep a third pair
+  chatting (their ack latency is reported);
 * login timing: N unknown-user logins vs N wrong-password logins (interleaved at
   random, from several loopback source addresses so the per-address failure limit
   is not hit) against a server started with --password-iterations 100000; reports
@@ -20,17 +24,21 @@ usage: isolation.py [--n N] [--iterations I] [--seed S]
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
 import json
 import os
 import random
+import socket
 import statistics
+import struct
 import sys
+import threading
 import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import PASSWORD, Report, Server, replay_events  # noqa: E402
+from common import PASSWORD, Report, Server, replay_events, rss_kib  # noqa: E402
 from fuzz import claims_of, jwt  # noqa: E402
 
 from websockets.sync.client import connect as ws_connect  # noqa: E402
@@ -125,6 +133,146 @@ def access_checks(rep: Report, srv: Server) -> None:
     rep.fig("access checks passed", f"{checks - len(rep.failures)}/{checks}")
 
 
+def open_socket(rep: Report, srv: Server, token: str, rcvbuf: int = 0) -> socket.socket:
+    """A raw WebSocket: the upgrade is read, then nothing more unless asked."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect(("127.0.0.1", srv.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET /api/chat/send/?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\n"
+               f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(1)
+        if not chunk:
+            break
+        head += chunk
+    rep.check(head.startswith(b"HTTP/1.1 101"), f"raw upgrade: {head[:40]!r}")
+    return s
+
+
+def read_close_code(s: socket.socket, timeout: float = 30) -> tuple[int, int]:
+    """Reads server frames until a close frame or EOF: (close code or -1, frames read)."""
+    s.settimeout(timeout)
+    buf = bytearray()
+    frames = 0
+    deadline = time.time() + timeout
+
+    def need(n: int) -> bool:
+        while len(buf) < n:
+            if time.time() > deadline:
+                return False
+            try:
+                chunk = s.recv(1 << 20)
+            except (socket.timeout, OSError):
+                return False
+            if not chunk:
+                return False
+            buf.extend(chunk)
+        return True
+
+    while need(2):
+        opcode, length = buf[0] & 0x0F, buf[1] & 0x7F
+        at = 2
+        if length == 126:
+            if not need(4):
+                break
+            length, at = struct.unpack(">H", buf[2:4])[0], 4
+        elif length == 127:
+            if not need(10):
+                break
+            length, at = struct.unpack(">Q", buf[2:10])[0], 10
+        if not need(at + length):
+            break
+        payload = bytes(buf[at:at + length])
+        del buf[:at + length]
+        frames += 1
+        if opcode == 0x8:
+            return (struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005), frames
+    return -1, frames
+
+
+def slow_reader(rep: Report) -> None:
+    srv = Server(fsync="always", extra=["--socket-rate", "100000"]).start()
+    try:
+        slow, flooder, c, d = srv.new_user(), srv.new_user(), srv.new_user(), srv.new_user()
+        srv.start_chat(flooder["access"], slow["username"])
+        srv.start_chat(c["access"], d["username"])
+        stalled = open_socket(rep, srv, slow["access"], rcvbuf=4096)
+        wsf = ws_connect(srv.ws_url + "/api/chat/send/?token=" + flooder["access"], max_size=1 << 20)
+        wsc = ws_connect(srv.ws_url + "/api/chat/send/?token=" + c["access"])
+        wsd = ws_connect(srv.ws_url + "/api/chat/send/?token=" + d["access"])
+        time.sleep(0.3)
+
+        # The other pair keeps chatting all along: one message every 10 ms, ack latency measured.
+        stop = threading.Event()
+        latencies: list[float] = []
+        delivered = [0]
+        pair_errors: list[str] = []
+
+        def pair() -> None:
+            i = 0
+            try:
+                while not stop.is_set():
+                    t0 = time.perf_counter()
+                    wsc.send(json.dumps({"message": f"pair {i}", "receiver": d["username"], "client_id": f"p{i}"}))
+                    while True:
+                        f = json.loads(wsc.recv(timeout=10))
+                        if f.get("type") == "message.ack":
+                            break
+                    latencies.append((time.perf_counter() - t0) * 1000)
+                    while True:
+                        f = json.loads(wsd.recv(timeout=10))
+                        if f.get("type") == "message":
+                            delivered[0] += 1
+                            break
+                    i += 1
+                    time.sleep(0.01)
+            except Exception as e:  # noqa: BLE001 - reported as a failure below
+                pair_errors.append(repr(e))
+
+        t = threading.Thread(target=pair, daemon=True)
+        t.start()
+        text = "x" * 4000
+        sent = acked = 0
+        flood = 12000  # ~48 MB for a reader that takes nothing
+        rss_before = rss_kib(srv.pid)
+        while sent < flood:
+            for _ in range(64):
+                wsf.send(json.dumps({"message": text, "receiver": slow["username"], "client_id": f"f{sent}"}))
+                sent += 1
+            while acked < sent:
+                if json.loads(wsf.recv(timeout=10)).get("type") == "message.ack":
+                    acked += 1
+        rss_after = rss_kib(srv.pid)
+        stop.set()
+        t.join(timeout=15)
+        code, frames = read_close_code(stalled)
+        rep.fig("slow reader: flood messages sent / acked", f"{sent} / {acked}")
+        rep.fig("slow reader: frames the stalled socket still got before its close frame, close code", f"{frames}, {code}")
+        rep.fig("slow reader: server VmRSS KiB before / after the flood", f"{rss_before} / {rss_after}")
+        rep.check(frames < sent // 2, f"the stalled socket got {frames} of {sent} frames: its backlog was not bounded")
+        rep.check(rss_after - rss_before < 256 * 1024, f"RSS grew {rss_after - rss_before} KiB during the flood")
+        rep.check(code == 1008, f"stalled socket's close code: {code}")
+        rep.check(acked == sent, f"flood acks {acked} of {sent}")
+        rep.check(not pair_errors, f"the other pair failed: {pair_errors}")
+        if latencies:
+            ordered = sorted(latencies)
+            p50, p99 = ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+            rep.fig("slow reader: the other pair meanwhile, messages / ack ms p50 / p99 / max",
+                    f"{len(ordered)} / {p50:.2f} / {p99:.2f} / {ordered[-1]:.2f}")
+            rep.check(len(ordered) >= 10 and delivered[0] == len(ordered) and p99 < 1000,
+                      f"the other pair: {len(ordered)} acks, {delivered[0]} deliveries, p99 {p99:.1f} ms")
+        rep.check(srv.health().get("status") == "ok", "healthz after the flood")
+        for ws in (wsf, wsc, wsd):
+            ws.close()
+        stalled.close()
+    finally:
+        srv.cleanup()
+
+
 def login_timing(rep: Report, n: int, iterations: int, attempt: int = 1) -> bool:
     srv = Server(iterations=iterations, fsync="always").start()
     try:
@@ -206,6 +354,7 @@ def main() -> None:
         access_checks(rep, srv)
     finally:
         srv.cleanup()
+    slow_reader(rep)
     if login_timing(rep, args.n, args.iterations):
         login_timing(rep, args.n, args.iterations, attempt=2)
     rep.finish()
