@@ -10,6 +10,8 @@ import NIOWebSocket
 final class SocketOutbox: @unchecked Sendable {
     static let bufferedBytesLimit = 1 << 20
     static let backlogLimit = 4096
+    /// The largest server frame header: 2 bytes + 8 of length (no mask).
+    static let headerRoom = 10
 
     let user: UInt32
     let id: UInt64
@@ -41,7 +43,12 @@ final class SocketOutbox: @unchecked Sendable {
             backlog += 1
             if backlog > Self.backlogLimit { return end(.policyViolation, "outbound queue overflow") }
         }
-        let buffer = channel.allocator.buffer(string: frame)
+        // Room in front for the frame header, so the encoder can put it there instead of
+        // allocating a second buffer (and a second iovec) per frame.
+        var buffer = channel.allocator.buffer(capacity: Self.headerRoom + frame.utf8.count)
+        buffer.moveWriterIndex(to: Self.headerRoom)
+        buffer.moveReaderIndex(to: Self.headerRoom)
+        buffer.writeString(frame)
         channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
         needsFlush = true
     }
