@@ -9,9 +9,6 @@ public actor Ledger {
     public nonisolated let log: EventLog
     public private(set) var views: ProjectionSet
     let settings: LedgerSettings
-    /// Recent client ids by sender, so a quick retry is matched without reading the log.
-    private var recentClientIds: [ClientKey: UInt64] = [:]
-    private var recentOrder: [ClientKey] = []
     private var nextSocketId: UInt64 = 1
 
     public init(log: EventLog, views: ProjectionSet, settings: LedgerSettings) {
@@ -182,12 +179,11 @@ public actor Ledger {
         guard let conversation = views.conversations.conversation(between: sender, receiver) else {
             return .rejected(code: "chat_not_started", detail: "Start a chat with /api/chat/start/ first.")
         }
-        if let clientId, let seq = try await storedSeq(sender: sender, clientId: clientId) {
-            if let message = try? message(at: seq) { return .duplicate(message) }
+        if let clientId, let stored = try await storedMessage(sender: sender, clientId: clientId) {
+            return .duplicate(stored)
         }
         let seq = try commit([.messageSent(MessageSent(
             conversation: conversation, senderId: sender, receiverId: receiver, text: text, clientId: clientId))])
-        if let clientId { remember(ClientKey(sender: sender, clientId: clientId), seq: seq) }
         let stored = StoredMessage(
             id: seq, conversation: conversation, sender: views.users.username(of: sender) ?? "",
             receiver: views.users.username(of: receiver) ?? receiverName,
@@ -195,23 +191,16 @@ public actor Ledger {
         return .stored(stored, deliverTo: [receiver, sender])
     }
 
-    private func storedSeq(sender: UInt32, clientId: String) async throws -> UInt64? {
-        if let seq = recentClientIds[ClientKey(sender: sender, clientId: clientId)] { return seq }
+    /// The message `sender` already stored under `clientId`, if any. The view's index knows a
+    /// message from the moment it is decided; a candidate not yet durable is waited for before
+    /// it is read back and compared, so a retry racing its original is matched, never stored twice.
+    private func storedMessage(sender: UInt32, clientId: String) async throws -> StoredMessage? {
         for seq in views.conversations.messageSeqCandidates(sender: sender, clientId: clientId) {
             if seq > log.durableSeq { try await log.waitUntilDurable(seq) }
-            if let m = try? message(at: seq), m.clientId == clientId, m.senderId == sender { return seq }
+            let m = try message(at: seq)
+            if m.clientId == clientId, m.senderId == sender { return m }
         }
         return nil
-    }
-
-    private func remember(_ key: ClientKey, seq: UInt64) {
-        recentClientIds[key] = seq
-        recentOrder.append(key)
-        if recentOrder.count > 65_536 {
-            let drop = recentOrder.prefix(16_384)
-            for k in drop where recentClientIds[k] ?? 0 <= seq { recentClientIds[k] = nil }
-            recentOrder.removeFirst(16_384)
-        }
     }
 
     /// A stored message read back from the log.
@@ -291,12 +280,6 @@ struct Fanout: Sendable {
     var users: [UInt32]
     var exceptSocket: UInt64?
     var frame: String
-}
-
-/// A sender's client id, for idempotent sends.
-struct ClientKey: Hashable {
-    var sender: UInt32
-    var clientId: String
 }
 
 /// A message as clients see it.

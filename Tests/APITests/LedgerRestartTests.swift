@@ -55,4 +55,26 @@ import Testing
         #expect(ledger.log.nextAssignedSeq == before + 2)
         await service.shutdown()
     }
+
+    /// A retry sent before its original is durable must get the original's id, not a second copy.
+    @Test func aClientIdRetriedBeforeItsOriginalIsDurableIsStoredOnce() async throws {
+        let data = TestData()
+        let service = try await data.service()
+        let ledger = try #require(service.ledger)
+        let (a, _) = try await ledger.register(username: "gil", passwordHash: "x")
+        let (b, _) = try await ledger.register(username: "hana", passwordHash: "x")
+        _ = try await ledger.startChat(from: a, with: .id(b))
+        for round in 0..<20 {
+            let first = try await ledger.send(from: a, to: "hana", text: "m\(round)", clientId: "c\(round)")
+            let retry = try await ledger.send(from: a, to: "hana", text: "m\(round)", clientId: "c\(round)")
+            guard case let .stored(original, _) = first, case let .duplicate(again) = retry else {
+                Issue.record("round \(round): \(first) then \(retry)")
+                continue
+            }
+            #expect(again.id == original.id)
+        }
+        try await ledger.log.waitUntilDurable(ledger.log.nextAssignedSeq - 1)
+        #expect(await ledger.views.conversations.messageCount == 20)
+        await service.shutdown()
+    }
 }
