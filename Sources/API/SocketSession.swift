@@ -90,17 +90,16 @@ struct SocketSession {
         } catch {
             return push(FrameError(code: "unavailable", detail: "The message could not be stored.", clientId: parsed.clientId).frame)
         }
-        let failure = FrameError(code: "unavailable", detail: "The message could not be stored.", clientId: parsed.clientId).frame
         switch outcome {
         case let .rejected(code, detail):
             push(FrameError(code: code, detail: detail, clientId: parsed.clientId).frame)
         case let .duplicate(message):
             var ack = message
             ack.clientId = parsed.clientId
-            deliveries.after(message.id, Delivery(reply: (outbox, ack.ackFrame, failure)))
+            deliveries.after(message.id, Delivery(reply: (outbox, ack.ackFrame, parsed.clientId)))
         case let .stored(message, deliverTo):
             deliveries.after(message.id, Delivery(
-                reply: (outbox, message.ackFrame, failure),
+                reply: (outbox, message.ackFrame, parsed.clientId),
                 fanout: Fanout(users: deliverTo, exceptSocket: socketId, frame: message.fields(type: "message")),
                 storesMessage: true))
         }

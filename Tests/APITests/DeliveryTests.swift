@@ -35,6 +35,10 @@ import Testing
         }
     }
 
+    static func unavailable(_ clientId: String) -> String {
+        FrameError(code: "unavailable", detail: "The message could not be stored.", clientId: clientId).frame
+    }
+
     static func texts(_ channel: EmbeddedChannel) throws -> [String] {
         var out: [String] = []
         while let frame = try channel.readOutbound(as: WebSocketFrame.self) {
@@ -63,15 +67,15 @@ import Testing
         let first = try f.reserve()
         let second = try f.reserve()
         // Registered in the opposite order of their seqs.
-        f.deliveries.after(second, Delivery(reply: (alice, "ack-\(second)", "fail"),
+        f.deliveries.after(second, Delivery(reply: (alice, "ack-\(second)", "c0"),
                                             fanout: Fanout(users: [2, 1], exceptSocket: 10, frame: "msg-\(second)")))
-        f.deliveries.after(first, Delivery(reply: (alice, "ack-\(first)", "fail"),
+        f.deliveries.after(first, Delivery(reply: (alice, "ack-\(first)", "c0"),
                                            fanout: Fanout(users: [2, 1], exceptSocket: 10, frame: "msg-\(first)")))
         try await f.log.waitUntilDurable(second)
         #expect(try await Self.frames(aliceChannel, count: 2) == ["ack-\(first)", "ack-\(second)"])
         #expect(try await Self.frames(bobChannel, count: 2) == ["msg-\(first)", "msg-\(second)"])
         // Already durable: out on the loop's next turn, without waiting for another batch.
-        f.deliveries.after(first, Delivery(reply: (alice, "again", "fail")))
+        f.deliveries.after(first, Delivery(reply: (alice, "again", "c0")))
         #expect(try await Self.frames(aliceChannel, count: 1) == ["again"])
         await f.log.close()
     }
@@ -82,14 +86,14 @@ import Testing
         let (_, bobChannel) = f.socket(user: 2, id: 20)
         f.log.withCond { f.log.injectWriteError = true }
         let seq = try f.reserve()
-        f.deliveries.after(seq, Delivery(reply: (alice, "ack", "failed"),
+        f.deliveries.after(seq, Delivery(reply: (alice, "ack", "c1"),
                                          fanout: Fanout(users: [2], exceptSocket: nil, frame: "msg")))
         await #expect(throws: EventLogError.self) { try await f.log.waitUntilDurable(seq) }
-        #expect(try await Self.frames(channel, count: 1) == ["failed"])
+        #expect(try await Self.frames(channel, count: 1) == [Self.unavailable("c1")])
         #expect(try Self.texts(bobChannel).isEmpty, "nothing is delivered that was not stored")
         // Later registrations fail at once too.
-        f.deliveries.after(seq + 1, Delivery(reply: (alice, "ack", "failed again")))
-        #expect(try await Self.frames(channel, count: 1) == ["failed again"])
+        f.deliveries.after(seq + 1, Delivery(reply: (alice, "ack", "c2")))
+        #expect(try await Self.frames(channel, count: 1) == [Self.unavailable("c2")])
     }
 
     @Test func aReaderThatStopsReadingIsAskedToCloseWith1008() async throws {
