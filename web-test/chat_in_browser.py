@@ -173,9 +173,34 @@ def main():
             alice.wait("the reopened chat", lambda: alice.text("chat-peer") == "bob")
             expected = [("alice", "Hello Bob, this is Alice"), ("bob", "Hi Alice! Bob here."),
                         ("alice", "Live both ways: café ✓"), ("bob", "After the token refresh"),
-                        ("alice", "Still live after the refresh")]
+                        ("alice", "Still live after the refresh"), ("alice", "From a duplicated tab")]
             alice.wait("the whole history in order",
                        lambda: [(s, t) for s, t, _ in alice.messages()] == expected)
+
+        def duplicated_tab():
+            # A duplicated tab starts with a copy of sessionStorage: two pages, one session, both
+            # timed to rotate at the same moment. Spending the same refresh token twice would end
+            # the session (reuse detection); the pages must rotate one at a time and share pairs.
+            original = alice.d.current_window_handle
+            before = alice.number("tokenRefreshes")
+            alice.d.execute_script("window.open(location.href, '_blank')")
+            alice.d.switch_to.window([h for h in alice.d.window_handles if h != original][0])
+            try:
+                alice.wait("the duplicate's chat view", lambda: alice.visible("chat-view"))
+                deadline = max(5, args.access_lifetime * 2)
+                alice.wait("a rotation seen by the duplicate", lambda: alice.number("tokenRefreshes") >= 1, timeout=deadline)
+                alice.d.switch_to.window(original)
+                alice.wait("a rotation seen by the original", lambda: alice.number("tokenRefreshes") > before, timeout=deadline)
+                for handle in (original, [h for h in alice.d.window_handles if h != original][0]):
+                    alice.d.switch_to.window(handle)
+                    alice.wait("still logged in and live", lambda: alice.visible("chat-view")
+                               and alice.one("connection-status").get_attribute("data-state") == "open")
+                alice.send("From a duplicated tab")
+                bob.shows("alice", "From a duplicated tab")
+            finally:
+                if alice.d.current_window_handle != original:
+                    alice.d.close()
+                alice.d.switch_to.window(original)
 
         def logout():
             alice.one("logout-button").click()
@@ -210,6 +235,7 @@ def main():
             alice.send("Still live after the refresh"), bob.shows("alice", "Still live after the refresh")))
         step("screenshots", lambda: (drivers[0].save_screenshot(os.path.join(args.artifacts, "web-chat-a.png")),
                                      drivers[1].save_screenshot(os.path.join(args.artifacts, "web-chat-b.png"))))
+        step("a duplicated tab shares the session across rotations", duplicated_tab)
         step("history shows after a reload", history_after_reload)
         step("logout ends the session", logout)
         step("a wrong password shows the error; logging in again works", wrong_password_then_login)

@@ -1,7 +1,16 @@
 // The REST side of API.md and the token lifecycle: login, rotation before expiry, logout.
 // Tokens live in sessionStorage: a reload keeps the session, a new tab or browser does not.
+//
+// A duplicated tab starts with a copy of sessionStorage, so two pages can hold one session.
+// The server treats a retired refresh token as theft and ends the session, so the pages of one
+// session rotate one at a time (a Web Lock per session) and hand each rotation to the others:
+// the newest pair is written to localStorage under the session id while the lock is held, and
+// announced on a BroadcastChannel. A page that gets the lock after another rotated adopts
+// that pair instead of spending its retired token.
 
 const STORE_KEY = "chat-es.session";
+const ROTATED_KEY = "chat-es.rotated.";
+const channel = typeof BroadcastChannel === "function" ? new BroadcastChannel("chat-es.session") : null;
 
 /** An error answer of the contract: {"detail", "code"[, "fields"]} with its HTTP status. */
 export class ApiError extends Error {
@@ -69,6 +78,31 @@ export class Session extends EventTarget {
     this.refreshing = null;
     this.timer = null;
     this.refreshCount = 0;
+    channel?.addEventListener("message", ({ data }) => this.adopt(data));
+  }
+
+  /** The session id (`sid`) the tokens belong to. */
+  get sid() { return jwtPayload(this.refreshToken ?? "").sid ?? null; }
+
+  /** Takes over a rotation another page of this session made from the pair we hold. */
+  adopt(message) {
+    if (!this.active || !message || message.sid !== this.sid) return false;
+    if (message.ended) {
+      this.end("You logged out in another tab.", { announce: false });
+      return true;
+    }
+    if (message.previous !== this.refreshToken || !message.refresh) return false;
+    this.store(message.access, message.refresh);
+    this.refreshCount += 1;
+    this.dispatchEvent(new Event("tokens"));
+    return true;
+  }
+
+  /** Runs `body` holding this session's rotation lock (or directly where Web Locks are missing). */
+  async exclusively(body) {
+    const sid = this.sid;
+    if (!sid || !navigator.locks) return body();
+    return navigator.locks.request("chat-es.rotate." + sid, body);
   }
 
   get active() { return this.refreshToken !== null; }
@@ -104,10 +138,19 @@ export class Session extends EventTarget {
   refresh() {
     this.refreshing ??= (async () => {
       try {
-        const data = await request("POST", "/api/token/refresh/", { body: { refresh: this.refreshToken } });
-        this.store(data.access, data.refresh);
-        this.refreshCount += 1;
-        this.dispatchEvent(new Event("tokens"));
+        await this.exclusively(async () => {
+          const sid = this.sid;
+          // Another page of this session may have rotated while we waited for the lock.
+          if (this.adopt(readJSON(localStorage, ROTATED_KEY + sid))) return;
+          const previous = this.refreshToken;
+          const data = await request("POST", "/api/token/refresh/", { body: { refresh: previous } });
+          const rotated = { sid, previous, access: data.access, refresh: data.refresh };
+          try { localStorage.setItem(ROTATED_KEY + sid, JSON.stringify(rotated)); } catch { /* storage full or off */ }
+          channel?.postMessage(rotated);
+          this.store(data.access, data.refresh);
+          this.refreshCount += 1;
+          this.dispatchEvent(new Event("tokens"));
+        });
       } catch (error) {
         if (error.status === 401) this.end("Your session has ended; please log in again.");
         throw error;
@@ -168,12 +211,25 @@ export class Session extends EventTarget {
     }, wait);
   }
 
-  end(reason) {
+  end(reason, { announce = true } = {}) {
     clearTimeout(this.timer);
+    const sid = this.sid;
+    if (sid) {
+      try { localStorage.removeItem(ROTATED_KEY + sid); } catch { /* storage off */ }
+      if (announce) channel?.postMessage({ sid, ended: true });
+    }
     this.user = null;
     this.access = null;
     this.refreshToken = null;
     sessionStorage.removeItem(STORE_KEY);
     this.dispatchEvent(new CustomEvent("ended", { detail: reason }));
+  }
+}
+
+function readJSON(storage, key) {
+  try {
+    return JSON.parse(storage.getItem(key) ?? "null");
+  } catch {
+    return null;
   }
 }
