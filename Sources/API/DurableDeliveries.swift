@@ -27,6 +27,10 @@ final class DurableDeliveries: @unchecked Sendable {
     }
 
     private let lock = NSLock()
+    /// Held from taking a batch's deliveries until they are handed to the hub, and by a
+    /// registration that finds its seq already durable: so such a latecomer cannot overtake
+    /// an earlier message's frames to the same socket. Always taken before `lock`.
+    private let handOff = NSLock()
     private var pending = Heap<Pending>()
     private var durable: UInt64
     private var failed = false
@@ -53,14 +57,16 @@ final class DurableDeliveries: @unchecked Sendable {
             return nil
         }
         switch now {
-        case true?: send([delivery])
-        case false?: fail([delivery])
+        case true?: handOff.withLock { send([delivery]) }
+        case false?: handOff.withLock { fail([delivery]) }
         case nil: break
         }
     }
 
     /// The log's report: everything through `seq` is durable, or (nil) the writer failed.
     private func released(through seq: UInt64?) {
+        handOff.lock()
+        defer { handOff.unlock() }
         var ready: [Delivery] = []
         let failedNow: Bool = lock.withLock {
             guard let seq else {

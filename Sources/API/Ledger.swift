@@ -171,7 +171,10 @@ public actor Ledger {
         case stored(StoredMessage, deliverTo: [UInt32])
     }
 
-    func send(from sender: UInt32, to receiverName: String, text: String, clientId: String?) async throws -> SendOutcome {
+    /// `onStored` runs inside the Ledger right after a new message is decided, so callers
+    /// register its deliveries in seq order (no later message's frames can overtake it).
+    func send(from sender: UInt32, to receiverName: String, text: String, clientId: String?,
+              onStored: (@Sendable (StoredMessage, [UInt32]) -> Void)? = nil) async throws -> SendOutcome {
         guard let receiver = views.users.userId(named: receiverName) else {
             return .rejected(code: "unknown_receiver", detail: "No user named \(receiverName).")
         }
@@ -188,6 +191,7 @@ public actor Ledger {
             id: seq, conversation: conversation, sender: views.users.username(of: sender) ?? "",
             receiver: views.users.username(of: receiver) ?? receiverName,
             text: text, timestamp: views.lastTimestamp, clientId: clientId)
+        onStored?(stored, [receiver, sender])
         return .stored(stored, deliverTo: [receiver, sender])
     }
 

@@ -242,17 +242,21 @@ struct RouteHandlers {
         case let .failure(error): throw APIError(.badRequest, error.code, error.detail)
         case let .success(p): parsed = p
         }
-        switch try await ledger.send(from: me.userId, to: parsed.receiver, text: parsed.text, clientId: parsed.clientId) {
+        guard let deliveries = service.deliveries else { throw APIError.unavailable }
+        let outcome = try await ledger.send(from: me.userId, to: parsed.receiver, text: parsed.text, clientId: parsed.clientId) {
+            message, deliverTo in
+            deliveries.after(message.id, Delivery(
+                fanout: Fanout(users: deliverTo, exceptSocket: nil, frame: message.fields(type: "message")), storesMessage: true))
+        }
+        switch outcome {
         case let .rejected(code, detail):
             let status: HTTPResponse.Status = code == "unknown_receiver" ? .notFound : code == "chat_not_started" ? .conflict : .badRequest
             throw APIError(status, code, detail)
         case let .duplicate(message):
             try await service.durable(message.id)
             return Response.json(message.json)
-        case let .stored(message, deliverTo):
+        case let .stored(message, _):
             try await service.durable(message.id)
-            service.metrics.messages.increment()
-            service.hub.deliver(Fanout(users: deliverTo, exceptSocket: nil, frame: message.fields(type: "message")))
             return Response.json(message.json, status: .created)
         }
     }

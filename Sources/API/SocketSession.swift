@@ -86,7 +86,14 @@ struct SocketSession {
         }
         let outcome: Ledger.SendOutcome
         do {
-            outcome = try await ledger.send(from: user.userId, to: parsed.receiver, text: parsed.text, clientId: parsed.clientId)
+            let (outbox, socketId, deliveries, clientId) = (self.outbox, self.socketId, self.deliveries, parsed.clientId)
+            outcome = try await ledger.send(from: user.userId, to: parsed.receiver, text: parsed.text, clientId: clientId) {
+                message, deliverTo in
+                deliveries.after(message.id, Delivery(
+                    reply: (outbox, message.ackFrame, clientId),
+                    fanout: Fanout(users: deliverTo, exceptSocket: socketId, frame: message.fields(type: "message")),
+                    storesMessage: true))
+            }
         } catch {
             return push(FrameError(code: "unavailable", detail: "The message could not be stored.", clientId: parsed.clientId).frame)
         }
@@ -97,11 +104,8 @@ struct SocketSession {
             var ack = message
             ack.clientId = parsed.clientId
             deliveries.after(message.id, Delivery(reply: (outbox, ack.ackFrame, parsed.clientId)))
-        case let .stored(message, deliverTo):
-            deliveries.after(message.id, Delivery(
-                reply: (outbox, message.ackFrame, parsed.clientId),
-                fanout: Fanout(users: deliverTo, exceptSocket: socketId, frame: message.fields(type: "message")),
-                storesMessage: true))
+        case .stored:
+            break  // its ack and deliveries were registered inside the Ledger, in seq order
         }
     }
 
