@@ -54,7 +54,7 @@ extension ChatService {
         metrics.socketsOpened.increment()
         let outbox = SocketOutbox(user: user.userId, id: opened.socketId, channel: channel)
         hub.open(outbox)
-        if isStopping { outbox.loop.execute { outbox.end(.goingAway, "server shutting down") } }
+        if isStopping { outbox.goAway() }
         if let presence = opened.presence { hub.deliver(presence) }
         let session = SocketSession(service: self, ledger: ledger, deliveries: deliveries, user: user,
                                     outbox: outbox, outbound: outbound)

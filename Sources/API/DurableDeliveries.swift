@@ -9,7 +9,9 @@ struct Delivery: Sendable {
     var fanout: Fanout?
     /// Counted as a stored message in the metrics once durable.
     var storesMessage = false
-    var registeredAt: UInt64 = DispatchTime.now().uptimeNanoseconds
+    /// When the append was registered, for the append-latency metric; nil where the caller
+    /// times the append itself (an HTTP answer waits in `ChatService.durable`).
+    var registeredAt: UInt64?
 }
 
 /// Holds deliveries until the log reports their seq durable, then releases every one a batch
@@ -84,9 +86,9 @@ final class DurableDeliveries: @unchecked Sendable {
     private func send(_ deliveries: [Delivery]) {
         guard !deliveries.isEmpty else { return }
         let now = DispatchTime.now().uptimeNanoseconds
-        for d in deliveries where d.storesMessage {
-            metrics.messages.increment()
-            metrics.appendLatency(now - d.registeredAt)
+        for d in deliveries {
+            if d.storesMessage { metrics.messages.increment() }
+            if let registeredAt = d.registeredAt { metrics.appendLatency(now - registeredAt) }
         }
         hub.write(deliveries.map { d in (d.reply.map { ($0.outbox, $0.frame) }, d.fanout) })
     }

@@ -79,9 +79,7 @@ public final class Hub: @unchecked Sendable {
     /// Asks every socket to close with 1001 (graceful shutdown).
     public func closeAll() {
         let all = lock.withLock { sockets.values.flatMap { $0.values } }
-        for outbox in all {
-            outbox.loop.execute { outbox.end(.goingAway, "server shutting down") }
-        }
+        for outbox in all { outbox.goAway() }
     }
 }
 

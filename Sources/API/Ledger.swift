@@ -168,11 +168,12 @@ public actor Ledger {
     enum SendOutcome: Sendable {
         case rejected(code: String, detail: String)
         case duplicate(StoredMessage)
-        case stored(StoredMessage, deliverTo: [UInt32])
+        case stored(StoredMessage)
     }
 
-    /// `onStored` runs inside the Ledger right after a new message is decided, so callers
-    /// register its deliveries in seq order (no later message's frames can overtake it).
+    /// `onStored` runs inside the Ledger right after a new message is decided, with the users
+    /// whose sockets get it, so callers register its deliveries in seq order (no later
+    /// message's frames can overtake it).
     func send(from sender: UInt32, to receiverName: String, text: String, clientId: String?,
               onStored: (@Sendable (StoredMessage, [UInt32]) -> Void)? = nil) async throws -> SendOutcome {
         guard let receiver = views.users.userId(named: receiverName) else {
@@ -192,7 +193,7 @@ public actor Ledger {
             receiver: views.users.username(of: receiver) ?? receiverName,
             text: text, timestamp: views.lastTimestamp, clientId: clientId)
         onStored?(stored, [receiver, sender])
-        return .stored(stored, deliverTo: [receiver, sender])
+        return .stored(stored)
     }
 
     /// The message `sender` already stored under `clientId`, if any. The view's index knows a

@@ -255,7 +255,7 @@ struct RouteHandlers {
         case let .duplicate(message):
             try await service.durable(message.id)
             return Response.json(message.json)
-        case let .stored(message, _):
+        case let .stored(message):
             try await service.durable(message.id)
             return Response.json(message.json, status: .created)
         }

@@ -1,4 +1,3 @@
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOWebSocket
 
@@ -71,6 +70,11 @@ final class SocketOutbox: @unchecked Sendable {
                 self.flush()
             }
         }
+    }
+
+    /// Asks the socket to close with 1001 (graceful shutdown), from any thread.
+    func goAway() {
+        loop.execute { self.end(.goingAway, "server shutting down") }
     }
 
     /// Stops writing and asks the session to close the socket with `code`. Loop only.

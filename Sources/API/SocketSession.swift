@@ -92,7 +92,7 @@ struct SocketSession {
                 deliveries.after(message.id, Delivery(
                     reply: (outbox, message.ackFrame, clientId),
                     fanout: Fanout(users: deliverTo, exceptSocket: socketId, frame: message.fields(type: "message")),
-                    storesMessage: true))
+                    storesMessage: true, registeredAt: DispatchTime.now().uptimeNanoseconds))
             }
         } catch {
             return push(FrameError(code: "unavailable", detail: "The message could not be stored.", clientId: parsed.clientId).frame)

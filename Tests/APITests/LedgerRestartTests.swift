@@ -67,7 +67,7 @@ import Testing
         for round in 0..<20 {
             let first = try await ledger.send(from: a, to: "hana", text: "m\(round)", clientId: "c\(round)")
             let retry = try await ledger.send(from: a, to: "hana", text: "m\(round)", clientId: "c\(round)")
-            guard case let .stored(original, _) = first, case let .duplicate(again) = retry else {
+            guard case let .stored(original) = first, case let .duplicate(again) = retry else {
                 Issue.record("round \(round): \(first) then \(retry)")
                 continue
             }
