@@ -23,6 +23,8 @@ final class SocketOutbox: @unchecked Sendable {
     private var backlog = 0
     private var ended = false
     private var needsFlush = false
+    private var lookedUpEncoder = false
+    private var encoder: ChannelHandlerContext?
 
     init(user: UInt32, id: UInt64, channel: any Channel) {
         self.user = user
@@ -42,21 +44,50 @@ final class SocketOutbox: @unchecked Sendable {
             backlog += 1
             if backlog > Self.backlogLimit { return end(.policyViolation, "outbound queue overflow") }
         }
-        // Room in front for the frame header, so the encoder can put it there instead of
-        // allocating a second buffer (and a second iovec) per frame.
-        var buffer = channel.allocator.buffer(capacity: Self.headerRoom + frame.utf8.count)
-        buffer.moveWriterIndex(to: Self.headerRoom)
-        buffer.moveReaderIndex(to: Self.headerRoom)
-        buffer.writeString(frame)
-        channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
+        guard let below = encoderContext() else {
+            channel.write(WebSocketFrame(fin: true, opcode: .text, data: channel.allocator.buffer(string: frame)), promise: nil)
+            needsFlush = true
+            return
+        }
+        below.write(NIOAny(Self.encodedTextFrame(frame, allocator: channel.allocator)), promise: nil)
         needsFlush = true
+    }
+
+    /// An unmasked, unfragmented text frame, header and payload in one buffer.
+    static func encodedTextFrame(_ text: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let length = text.utf8.count
+        var buffer = allocator.buffer(capacity: Self.headerRoom + length)
+        buffer.writeInteger(UInt8(0x81))  // FIN, text
+        if length < 126 {
+            buffer.writeInteger(UInt8(length))
+        } else if length <= Int(UInt16.max) {
+            buffer.writeInteger(UInt8(126))
+            buffer.writeInteger(UInt16(length))
+        } else {
+            buffer.writeInteger(UInt8(127))
+            buffer.writeInteger(UInt64(length))
+        }
+        buffer.writeString(text)
+        return buffer
+    }
+
+    /// The frame encoder's context, looked up once. Bytes written through it go straight to
+    /// the socket: our frames are final bytes already, so passing them through the handlers
+    /// above and the encoder (which writes each header into a buffer of its own, as the
+    /// frame's payload is never uniquely owned by then) only costs time. Loop only.
+    private func encoderContext() -> ChannelHandlerContext? {
+        if !lookedUpEncoder {
+            lookedUpEncoder = true
+            encoder = try? channel.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
+        }
+        return encoder
     }
 
     /// Flushes what `enqueue` wrote since the last flush. Loop only.
     func flush() {
         guard needsFlush else { return }
         needsFlush = false
-        channel.flush()
+        if let encoder { encoder.flush() } else { channel.flush() }
     }
 
     /// Writes one frame now from any thread.

@@ -137,14 +137,15 @@ struct LoadgenCommand: AsyncParsableCommand {
 struct LoadgenTarget: Sendable {
     /// `http://host:port[/prefix]`, no trailing slash.
     let http: String
-    /// The same with `ws`/`wss`.
+    /// The same with `ws`.
     let webSocket: String
 
     init(_ text: String) throws {
         guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
-            scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty
+            scheme == "http", let host = components.host, !host.isEmpty
         else {
-            throw ValidationError("--url must be an http:// or https:// URL with a host")
+            // Loopback only, so TLS would measure nothing but itself.
+            throw ValidationError("--url must be an http:// URL with a host")
         }
         let bare = host.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         guard bare == "localhost" || bare == "::1" || bare.hasPrefix("127.") else {
@@ -156,6 +157,6 @@ struct LoadgenTarget: Sendable {
         var base = text
         while base.hasSuffix("/") { base.removeLast() }
         http = base
-        webSocket = (scheme == "https" ? "wss" : "ws") + base.dropFirst(scheme.count)
+        webSocket = "ws" + base.dropFirst(scheme.count)
     }
 }

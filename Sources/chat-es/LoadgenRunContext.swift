@@ -9,7 +9,7 @@ struct LoadgenSchedule: Sendable {
 /// What all sockets of one run share: parameters, the phase gates and the latency histograms.
 struct LoadgenRunContext: Sendable {
     let runID: String
-    /// `ws://host:port` (or `wss://`), without a trailing slash.
+    /// `ws://host:port` without a trailing slash.
     let webSocketBase: String
     /// Total target rate over all senders in messages/s; 0 means as fast as the window allows.
     let rate: Double

@@ -1,50 +1,33 @@
-import API
 import Foundation
-import HummingbirdWSClient
-import Logging
+import NIOCore
+import NIOHTTP1
 import NIOPosix
+import NIOWebSocket
 
-/// One user's WebSocket during a load run: it receives acks and deliveries
-/// and, for sender users, sends message frames at the scheduled pace.
+/// One user's WebSocket during a load run: it receives acks and deliveries and, for sender
+/// users, sends message frames at the scheduled pace.
+///
+/// The socket is a plain NIO channel handler (`LoadgenSocketHandler`) on one event loop, not
+/// an async stream per socket: the frames a read brings in are handled in place, and the
+/// sends they make room for go out in one write. A load generator that pays a task hop and a
+/// write(2) per frame measures itself, not the server.
 final class LoadgenSocket: Sendable {
     /// A frame sent and not yet acked (or rejected).
-    private struct Pending {
+    struct Pending {
         let firstSent: UInt64
         let text: String
         var attempts: Int
     }
 
-    private struct State {
+    /// What the handler and the orchestrator share; the handler keeps the rest loop-confined.
+    struct State {
         var counters = LoadgenCounters()
         var pending: [String: Pending] = [:]
         var signalledReady = false
         /// False once the socket has ended (or never opened): its pending frames cannot be answered.
         var open = false
-        /// A `rate_limited` answer pauses this sender until then.
-        var pausedUntil: ContinuousClock.Instant?
-    }
-
-    /// The fields of a frame the load generator reads; everything else is ignored.
-    private struct Inbound {
-        let type: String?
-        let client_id: String?
-        let code: String?
-        let message: String?
-        let receiver: String?
-
-        init?(_ text: String) {
-            guard case let .object(fields)? = try? JSONParser.parse(text) else { return nil }
-            type = fields["type"]?.stringValue
-            client_id = fields["client_id"]?.stringValue
-            code = fields["code"]?.stringValue
-            message = fields["message"]?.stringValue
-            receiver = fields["receiver"]?.stringValue
-        }
-    }
-
-    /// Roles of the tasks serving one open socket.
-    private enum Role: Sendable {
-        case reader, other
+        /// Set when the run's sending time is over.
+        var stopped = false
     }
 
     let user: LoadgenUser
@@ -52,19 +35,18 @@ final class LoadgenSocket: Sendable {
     let receivers: [String]
     /// Position among the senders (staggers the schedule); nil for receive-only users.
     let senderIndex: Int?
-    private let context: LoadgenRunContext
-    private let window: LoadgenWindow
-    private let state = LoadgenLocked(State())
-    /// The event loop of this socket's channel; its tasks prefer it and the sender paces on
-    /// its timers, so a paced send wakes only that loop's thread.
+    let context: LoadgenRunContext
+    let state = LoadgenLocked(State())
     private let loop = MultiThreadedEventLoopGroup.singleton.next()
+
+    /// Close handshakes longer than this count as a socket failure.
+    private static let closeTimeout: TimeAmount = .seconds(3)
 
     init(user: LoadgenUser, receivers: [String], senderIndex: Int?, context: LoadgenRunContext) {
         self.user = user
         self.receivers = receivers
         self.senderIndex = senderIndex
         self.context = context
-        window = LoadgenWindow(permits: context.window)
     }
 
     /// Counters so far, the number of frames still awaiting an answer, and whether the socket is open.
@@ -74,10 +56,10 @@ final class LoadgenSocket: Sendable {
 
     /// Stops new sends (the run is over); in-flight frames may still be answered.
     func stopSending() {
-        window.close()
+        state.withLock { $0.stopped = true }
     }
 
-    /// Connects and serves the socket until the run closes it.
+    /// Connects, sends from the start gate on, and closes the socket at the close gate.
     func run() async {
         guard await context.connectSlots.acquire() else {
             // The run ended before a connect slot came free (other connects hung).
@@ -85,32 +67,65 @@ final class LoadgenSocket: Sendable {
             markReady(opened: false)
             return
         }
-        var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 16, closeTimeout: .seconds(3))
-        configuration.validateUTF8 = true
-        // JWTs are URL-safe base64 with dots: no escaping needed in the query.
-        let url = "\(context.webSocketBase)/api/chat/send/?token=\(user.access)"
+        let handler = LoadgenSocketHandler(socket: self)
+        let channel: any Channel
         do {
-            _ = try await withTaskExecutorPreference(EventLoopTaskExecutor(loop)) {
-                try await WebSocketClient.connect(url: url, configuration: configuration, eventLoopGroup: loop,
-                                                  logger: context.logger) { inbound, outbound, _ in
-                    self.markReady(opened: true)
-                    try await self.serve(inbound: inbound, outbound: outbound)
-                }
-            }
+            channel = try await connect(handler)
         } catch {
-            state.withLock { state in
-                // An open socket's unexpected end is counted by its reader; a close
-                // handshake that timed out (LoadgenError) is not, so count it here.
-                if !state.signalledReady {
-                    state.counters.connectFailures += 1
-                } else if error is LoadgenError {
-                    state.counters.socketFailures += 1
+            state.withLock { $0.counters.connectFailures += 1 }
+            context.logger.debug("socket of \(user.username) failed to open: \(error)")
+            markReady(opened: false)
+            return
+        }
+        markReady(opened: true)
+        if senderIndex != nil, !receivers.isEmpty {
+            let schedule = await context.start.wait()
+            loop.execute { handler.begin(schedule) }
+        }
+        await context.close.wait()
+        let timeout = loop.scheduleTask(in: Self.closeTimeout) {
+            guard channel.isActive else { return }
+            self.state.withLock { $0.counters.socketFailures += 1 }
+            self.context.logger.debug("close handshake of \(self.user.username) timed out")
+            channel.close(promise: nil)
+        }
+        loop.execute { handler.startClose() }
+        try? await channel.closeFuture.get()
+        timeout.cancel()
+        state.withLock { $0.open = false }
+    }
+
+    /// Opens the TCP connection and upgrades it; resolves once the handler is in place.
+    private func connect(_ handler: LoadgenSocketHandler) async throws -> any Channel {
+        let target = try LoadgenSocketTarget(context.webSocketBase, token: user.access)
+        let upgraded = try await ClientBootstrap(group: loop)
+            .connectTimeout(.seconds(10))
+            .connect(host: target.host, port: target.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let upgrader = NIOTypedWebSocketClientUpgrader<(any Channel)?>(maxFrameSize: 1 << 16) { channel, _ in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(handler)
+                            return channel
+                        }
+                    }
+                    var headers = HTTPHeaders()
+                    headers.add(name: "Host", value: target.hostHeader)
+                    let configuration = NIOTypedHTTPClientUpgradeConfiguration<(any Channel)?>(
+                        upgradeRequestHead: HTTPRequestHead(version: .http1_1, method: .GET, uri: target.path, headers: headers),
+                        upgraders: [upgrader],
+                        notUpgradingCompletionHandler: { channel in
+                            channel.close(promise: nil)
+                            return channel.eventLoop.makeSucceededFuture(nil)
+                        }
+                    )
+                    return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(
+                        configuration: .init(upgradeConfiguration: configuration))
                 }
             }
-            context.logger.debug("socket of \(user.username) ended: \(error)")
+        guard let channel = try await upgraded.get() else {
+            throw LoadgenError(description: "the server refused the WebSocket upgrade of \(user.username)")
         }
-        markReady(opened: false)
-        window.close()
+        return channel
     }
 
     /// Counts this socket as connected or failed, once, and frees its connect slot.
@@ -124,187 +139,23 @@ final class LoadgenSocket: Sendable {
         context.connectSlots.release()
         context.ready.withLock { $0 += 1 }
     }
+}
 
-    /// Reader, sender, re-sender and closer of one open socket. The reader ends
-    /// when the socket does; then the others are stopped.
-    private func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
-        let (retries, retryInput) = AsyncStream<(String, ContinuousClock.Instant)>.makeStream()
-        try await withThrowingTaskGroup(of: Role.self) { group in
-            group.addTask {
-                await self.read(inbound, retryInput: retryInput)
-                return .reader
-            }
-            group.addTask {
-                await self.sendLoop(outbound)
-                return .other
-            }
-            group.addTask {
-                await self.resendLoop(retries, outbound: outbound)
-                return .other
-            }
-            group.addTask {
-                try await self.closeAtEnd(outbound)
-                return .other
-            }
-            var readerDone = false
-            while true {
-                do {
-                    guard let role = try await group.next() else { break }
-                    if role == .reader {
-                        readerDone = true
-                        window.close()
-                        retryInput.finish()
-                        group.cancelAll()
-                    }
-                } catch where readerDone {
-                    continue  // the others were cancelled because the socket is gone
-                }
-            }
-        }
-    }
+/// Where a load socket connects: host, port and the request path with its token.
+struct LoadgenSocketTarget {
+    let host: String
+    let port: Int
+    let hostHeader: String
+    let path: String
 
-    private func read(_ inbound: WebSocketInboundStream, retryInput: AsyncStream<(String, ContinuousClock.Instant)>.Continuation) async {
-        do {
-            for try await message in inbound.messages(maxSize: 1 << 16) {
-                guard case .text(let text) = message else { continue }
-                handle(text, retryInput: retryInput)
-            }
-        } catch {
-            context.logger.debug("read on \(user.username) failed: \(error)")
+    init(_ base: String, token: String) throws {
+        guard let components = URLComponents(string: base), let host = components.host else {
+            throw LoadgenError(description: "bad WebSocket URL \(base)")
         }
-        let unexpected = !context.close.isOpen
-        state.withLock { state in
-            state.open = false
-            if unexpected { state.counters.socketFailures += 1 }
-        }
-    }
-
-    private func handle(
-        _ text: String,
-        retryInput: AsyncStream<(String, ContinuousClock.Instant)>.Continuation
-    ) {
-        let now = LoadgenClock.nanos()
-        guard let frame = Inbound(text) else {
-            state.withLock { $0.counters.badFrames += 1 }
-            return
-        }
-        switch frame.type {
-        case "message.ack":
-            let sentAt: UInt64? = state.withLock { state in
-                guard let id = frame.client_id, let pending = state.pending.removeValue(forKey: id) else {
-                    state.counters.unexpectedAcks += 1
-                    return nil
-                }
-                state.counters.acked += 1
-                return pending.firstSent
-            }
-            if let sentAt {
-                context.latencies.recordAck(nanos: now &- sentAt, shard: user.index)
-                window.release()
-            }
-        case "message":
-            // Count only this run's messages addressed to this user (not copies of our own sends).
-            guard frame.receiver == user.username, let body = frame.message, let sentAt = LoadgenFrames.sendTime(in: body, runID: context.runID) else {
-                return
-            }
-            state.withLock { $0.counters.delivered += 1 }
-            context.latencies.recordDelivery(nanos: now >= sentAt ? now - sentAt : 0, shard: user.index)
-        case "error" where frame.code == "rate_limited":
-            // Keep the window slot and send the same client_id again after a pause (the
-            // server stores it once); the sender pauses too, so the load adapts to the limit.
-            let due: ContinuousClock.Instant? = state.withLock { state in
-                state.counters.rateLimited += 1
-                guard let id = frame.client_id, state.pending[id] != nil else { return nil }
-                state.pending[id]!.attempts += 1
-                let due = ContinuousClock.now + LoadgenFrames.retryPause(attempt: state.pending[id]!.attempts)
-                state.pausedUntil = max(state.pausedUntil ?? due, due)
-                return due
-            }
-            if let due, let id = frame.client_id { retryInput.yield((id, due)) }
-        case "error":
-            let released = state.withLock { state in
-                state.counters.errorCodes[frame.code ?? "unknown", default: 0] += 1
-                return frame.client_id.flatMap { state.pending.removeValue(forKey: $0) } != nil
-            }
-            if released { window.release() }
-        default:
-            break  // presence, pong, sync.done: not measured
-        }
-    }
-
-    private func sendLoop(_ outbound: WebSocketOutboundWriter) async {
-        guard let senderIndex, !receivers.isEmpty else { return }
-        let schedule = await context.start.wait()
-        // Open-loop pacing: each sender owns R/S of the rate, staggered by 1/R so the
-        // senders do not fire in bursts; the window still bounds what is in flight.
-        let interval: Duration? =
-            context.rate > 0 ? .nanoseconds(Int64((Double(context.senders) / context.rate * 1e9).rounded())) : nil
-        var next = schedule.start + (interval.map { $0 * senderIndex / context.senders } ?? .zero)
-        var seq = 0
-        while !Task.isCancelled {
-            if let interval {
-                if next >= schedule.end { break }
-                let wait = ContinuousClock.now.duration(to: next)
-                if wait > .zero {
-                    let nanos = wait.components.seconds * 1_000_000_000 + wait.components.attoseconds / 1_000_000_000
-                    try? await loop.scheduleTask(in: .nanoseconds(nanos)) {}.futureResult.get()
-                    if Task.isCancelled { break }
-                }
-                next += interval
-            }
-            if let until = state.withLock({ $0.pausedUntil }), until > ContinuousClock.now {
-                do { try await Task.sleep(until: min(until, schedule.end), clock: .continuous) } catch { break }
-            }
-            if ContinuousClock.now >= schedule.end { break }
-            guard await window.acquire() else { break }
-            if ContinuousClock.now >= schedule.end {
-                window.release()
-                break
-            }
-            let clientID = "\(context.runID)-\(senderIndex)-\(seq)"
-            let sentAt = LoadgenClock.nanos()
-            let text = LoadgenFrames.send(
-                receiver: receivers[seq % receivers.count], clientID: clientID,
-                body: LoadgenFrames.body(runID: context.runID, sentAt: sentAt, seq: seq, minBytes: context.messageBytes)
-            )
-            seq += 1
-            state.withLock { state in
-                state.pending[clientID] = Pending(firstSent: sentAt, text: text, attempts: 0)
-                state.counters.sent += 1
-            }
-            do {
-                try await outbound.write(.text(text))
-            } catch {
-                break  // the socket is gone; the reader counts it
-            }
-        }
-    }
-
-    private func resendLoop(
-        _ retries: AsyncStream<(String, ContinuousClock.Instant)>,
-        outbound: WebSocketOutboundWriter
-    ) async {
-        for await (clientID, due) in retries {
-            if ContinuousClock.now < due {
-                do { try await Task.sleep(until: due, clock: .continuous) } catch { return }
-            }
-            guard let text = state.withLock({ $0.pending[clientID]?.text }) else { continue }
-            state.withLock { $0.counters.retries += 1 }
-            do {
-                try await outbound.write(.text(text))
-            } catch {
-                return
-            }
-        }
-    }
-
-    /// Sends a close frame once the run is over. If the server does not finish the
-    /// close handshake in time, throwing cancels the reader and drops the socket.
-    private func closeAtEnd(_ outbound: WebSocketOutboundWriter) async throws {
-        await context.close.wait()
-        try Task.checkCancellation()
-        try? await outbound.close(.normalClosure, reason: nil)
-        try await Task.sleep(for: .seconds(3))
-        throw LoadgenError(description: "close handshake of \(user.username) timed out")
+        self.host = host
+        port = components.port ?? 80
+        hostHeader = components.port.map { "\(host.contains(":") ? "[\(host)]" : host):\($0)" } ?? host
+        // JWTs are URL-safe base64 with dots: no escaping needed in the query.
+        path = components.path + "/api/chat/send/?token=\(token)"
     }
 }
