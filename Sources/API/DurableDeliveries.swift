@@ -5,7 +5,7 @@ import HeapModule
 /// What goes out once an event is durable: an answer to one socket (an ack, or an
 /// `unavailable` error carrying `clientId` if the log failed first) and a fan-out to others.
 struct Delivery: Sendable {
-    var reply: (outbox: SocketOutbox, frame: String, clientId: String?)?
+    var reply: (outbox: SocketOutbox, frame: WireFrame, clientId: String?)?
     var fanout: Fanout?
     /// Counted as a stored message in the metrics once durable.
     var storesMessage = false
@@ -95,7 +95,7 @@ final class DurableDeliveries: @unchecked Sendable {
 
     private func fail(_ deliveries: [Delivery]) {
         hub.write(deliveries.map { d in
-            (d.reply.map { ($0.outbox, FrameError(code: "unavailable", detail: "The message could not be stored.", clientId: $0.clientId).frame) }, nil)
+            (d.reply.map { ($0.outbox, WireFrame(FrameError(code: "unavailable", detail: "The message could not be stored.", clientId: $0.clientId).frame)) }, nil)
         })
     }
 }

@@ -33,8 +33,8 @@ public final class Hub: @unchecked Sendable {
     }
 
     /// Every open socket of the fan-out's users but the excepted one. Caller holds `lock`.
-    private func targets(of fanout: Fanout) -> [(SocketOutbox, String)] {
-        var out: [(SocketOutbox, String)] = []
+    private func targets(of fanout: Fanout) -> [(SocketOutbox, WireFrame)] {
+        var out: [(SocketOutbox, WireFrame)] = []
         for user in fanout.users {
             for (id, outbox) in sockets[user] ?? [:] where id != fanout.exceptSocket {
                 out.append((outbox, fanout.frame))
@@ -45,8 +45,8 @@ public final class Hub: @unchecked Sendable {
 
     /// Writes each step's direct frame, then its fan-out, in order, with one hop per loop and
     /// one flush per socket.
-    func write(_ steps: [(direct: (SocketOutbox, String)?, fanout: Fanout?)]) {
-        var all: [(SocketOutbox, String)] = []
+    func write(_ steps: [(direct: (SocketOutbox, WireFrame)?, fanout: Fanout?)]) {
+        var all: [(SocketOutbox, WireFrame)] = []
         all.reserveCapacity(steps.count * 2)
         lock.withLock {
             for step in steps {
@@ -57,10 +57,10 @@ public final class Hub: @unchecked Sendable {
         write(all)
     }
 
-    private func write(_ frames: [(SocketOutbox, String)]) {
+    private func write(_ frames: [(SocketOutbox, WireFrame)]) {
         guard let first = frames.first else { return }
         if frames.allSatisfy({ $0.0.loop === first.0.loop }) { return writer(for: first.0.loop).add(frames) }
-        var byLoop: [ObjectIdentifier: [(SocketOutbox, String)]] = [:]
+        var byLoop: [ObjectIdentifier: [(SocketOutbox, WireFrame)]] = [:]
         for item in frames { byLoop[ObjectIdentifier(item.0.loop), default: []].append(item) }
         for group in byLoop.values { writer(for: group[0].0.loop).add(group) }
     }
@@ -89,12 +89,12 @@ public final class Hub: @unchecked Sendable {
 final class LoopWriter: @unchecked Sendable {
     let loop: any EventLoop
     private let lock = NSLock()
-    private var queued: [(SocketOutbox, String)] = []
+    private var queued: [(SocketOutbox, WireFrame)] = []
     private var scheduled = false
 
     init(loop: any EventLoop) { self.loop = loop }
 
-    func add(_ frames: [(SocketOutbox, String)]) {
+    func add(_ frames: [(SocketOutbox, WireFrame)]) {
         let schedule: Bool = lock.withLock {
             queued.append(contentsOf: frames)
             defer { scheduled = true }
@@ -104,7 +104,7 @@ final class LoopWriter: @unchecked Sendable {
     }
 
     private func drain() {
-        let frames: [(SocketOutbox, String)] = lock.withLock {
+        let frames: [(SocketOutbox, WireFrame)] = lock.withLock {
             scheduled = false
             defer { queued.removeAll(keepingCapacity: true) }
             return queued

@@ -129,7 +129,7 @@ public actor Ledger {
         let friends = Array(views.friendship.friends(of: userId))
         guard !friends.isEmpty else { return nil }
         let frame = "{\"type\":\"presence\",\"user\":\(jsonQuoted(name)),\"online\":\(after.online),\"connected\":\(after.connected)}"
-        return Fanout(users: friends, exceptSocket: nil, frame: frame)
+        return Fanout(users: friends, exceptSocket: nil, frame: WireFrame(frame))
     }
 
     // MARK: conversations and messages
@@ -284,7 +284,7 @@ public struct LedgerSettings: Sendable {
 struct Fanout: Sendable {
     var users: [UInt32]
     var exceptSocket: UInt64?
-    var frame: String
+    var frame: WireFrame
 }
 
 /// A message as clients see it.

@@ -9,8 +9,6 @@ import NIOWebSocket
 final class SocketOutbox: @unchecked Sendable {
     static let bufferedBytesLimit = 1 << 20
     static let backlogLimit = 4096
-    /// The largest server frame header: 2 bytes + 8 of length (no mask).
-    static let headerRoom = 10
 
     let user: UInt32
     let id: UInt64
@@ -36,7 +34,7 @@ final class SocketOutbox: @unchecked Sendable {
     var loop: any EventLoop { channel.eventLoop }
 
     /// Queues `frame` without flushing; call `flush()` once the batch is written. Loop only.
-    func enqueue(_ frame: String) {
+    func enqueue(_ frame: WireFrame) {
         guard !ended else { return }
         if channel.isWritable {
             backlog = 0
@@ -44,31 +42,12 @@ final class SocketOutbox: @unchecked Sendable {
             backlog += 1
             if backlog > Self.backlogLimit { return end(.policyViolation, "outbound queue overflow") }
         }
-        guard let below = encoderContext() else {
-            channel.write(WebSocketFrame(fin: true, opcode: .text, data: channel.allocator.buffer(string: frame)), promise: nil)
-            needsFlush = true
-            return
-        }
-        below.write(NIOAny(Self.encodedTextFrame(frame, allocator: channel.allocator)), promise: nil)
-        needsFlush = true
-    }
-
-    /// An unmasked, unfragmented text frame, header and payload in one buffer.
-    static func encodedTextFrame(_ text: String, allocator: ByteBufferAllocator) -> ByteBuffer {
-        let length = text.utf8.count
-        var buffer = allocator.buffer(capacity: Self.headerRoom + length)
-        buffer.writeInteger(UInt8(0x81))  // FIN, text
-        if length < 126 {
-            buffer.writeInteger(UInt8(length))
-        } else if length <= Int(UInt16.max) {
-            buffer.writeInteger(UInt8(126))
-            buffer.writeInteger(UInt16(length))
+        if let below = encoderContext() {
+            below.write(NIOAny(frame.bytes), promise: nil)
         } else {
-            buffer.writeInteger(UInt8(127))
-            buffer.writeInteger(UInt64(length))
+            channel.write(WebSocketFrame(fin: true, opcode: .text, data: frame.payload), promise: nil)
         }
-        buffer.writeString(text)
-        return buffer
+        needsFlush = true
     }
 
     /// The frame encoder's context, looked up once. Bytes written through it go straight to
@@ -91,7 +70,8 @@ final class SocketOutbox: @unchecked Sendable {
     }
 
     /// Writes one frame now from any thread.
-    func send(_ frame: String) {
+    func send(_ text: String) {
+        let frame = WireFrame(text)
         if loop.inEventLoop {
             enqueue(frame)
             flush()

@@ -89,9 +89,10 @@ struct SocketSession {
             let (outbox, socketId, deliveries, clientId) = (self.outbox, self.socketId, self.deliveries, parsed.clientId)
             outcome = try await ledger.send(from: user.userId, to: parsed.receiver, text: parsed.text, clientId: clientId) {
                 message, deliverTo in
+                let frames = message.wireFrames()
                 deliveries.after(message.id, Delivery(
-                    reply: (outbox, message.ackFrame, clientId),
-                    fanout: Fanout(users: deliverTo, exceptSocket: socketId, frame: message.fields(type: "message")),
+                    reply: (outbox, frames.ack, clientId),
+                    fanout: Fanout(users: deliverTo, exceptSocket: socketId, frame: frames.message),
                     storesMessage: true, registeredAt: DispatchTime.now().uptimeNanoseconds))
             }
         } catch {
@@ -103,7 +104,7 @@ struct SocketSession {
         case let .duplicate(message):
             var ack = message
             ack.clientId = parsed.clientId
-            deliveries.after(message.id, Delivery(reply: (outbox, ack.ackFrame, parsed.clientId)))
+            deliveries.after(message.id, Delivery(reply: (outbox, WireFrame(ack.ackFrame), parsed.clientId)))
         case .stored:
             break  // its ack and deliveries were registered inside the Ledger, in seq order
         }

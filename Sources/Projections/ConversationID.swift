@@ -46,10 +46,17 @@ func unmixConversationNumber(_ y: UInt64) -> UInt64 {
 
 /// `"c_"` + 16 lowercase hex digits. Numbers start at 1.
 public func publicConversationId(_ number: UInt32) -> String {
-    var out: [UInt8] = [UInt8(ascii: "c"), UInt8(ascii: "_")]
+    var out: [UInt8] = []
     out.reserveCapacity(18)
-    appendHex(mixConversationNumber(UInt64(number)), to: &out)
+    appendPublicConversationId(number, to: &out)
     return String(decoding: out, as: UTF8.self)
+}
+
+/// `publicConversationId(number)` appended to `out` (no quotes).
+public func appendPublicConversationId(_ number: UInt32, to out: inout [UInt8]) {
+    out.append(UInt8(ascii: "c"))
+    out.append(UInt8(ascii: "_"))
+    appendHex(mixConversationNumber(UInt64(number)), to: &out)
 }
 
 /// The conversation number behind a public id; nil for anything malformed, 0, or beyond 32 bits.

@@ -115,7 +115,7 @@ public func jsonQuoted(_ s: String) -> String {
     return String(decoding: out, as: UTF8.self)
 }
 
-func appendJSONString(_ s: String, to out: inout [UInt8]) {
+public func appendJSONString(_ s: String, to out: inout [UInt8]) {
     out.append(UInt8(ascii: "\""))
     var s = s
     s.withUTF8 { utf8 in

@@ -10,7 +10,7 @@ public func formatTimestamp(_ micros: Int64) -> String {
     return String(decoding: out, as: UTF8.self)
 }
 
-func appendTimestamp(_ micros: Int64, to out: inout [UInt8]) {
+public func appendTimestamp(_ micros: Int64, to out: inout [UInt8]) {
     let (secs, frac) = floorDivMod(micros, 1_000_000)
     let (days, secOfDay) = floorDivMod(secs, 86_400)
     let (year, month, day) = civilFromDays(days)

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// The text the load generator puts on the wire, and reads back from deliveries.
 ///
 /// A message text is `lg <run id> <send time ns> <seq>[ xxx…]`: the `message`
@@ -5,25 +7,33 @@
 /// text, and the run id keeps other traffic (earlier runs, other clients) out
 /// of the figures.
 enum LoadgenFrames {
-    static func body(runID: String, sentAt: UInt64, seq: Int, minBytes: Int) -> String {
-        var body = "lg \(runID) \(sentAt) \(seq)"
-        if body.utf8.count < minBytes {
-            body += " " + String(repeating: "x", count: max(0, minBytes - body.utf8.count - 1))
+    /// The contract's send frame for message `seq`, written straight into `buffer`:
+    /// `{"message":"lg <run> <sentAt> <seq>[ xxx…]","receiver":…,"client_id":"<run>-<sender>-<seq>"}`.
+    /// Usernames, run ids and bodies hold only letters, digits, spaces and `_-`, so nothing
+    /// needs escaping; `LoadgenInbound` reads the send time and seq back.
+    static func writeSend(into buffer: inout ByteBuffer, receiver: String, runID: String, senderIndex: Int,
+                          sentAt: UInt64, seq: Int, minBytes: Int) {
+        let bodyStart = buffer.writerIndex + 12
+        buffer.writeStaticString("{\"message\":\"lg ")
+        buffer.writeString(runID)
+        buffer.writeStaticString(" ")
+        buffer.writeString(String(sentAt))
+        buffer.writeStaticString(" ")
+        buffer.writeString(String(seq))
+        let bodyLength = buffer.writerIndex - bodyStart
+        if bodyLength < minBytes {
+            buffer.writeStaticString(" ")
+            buffer.writeRepeatingByte(UInt8(ascii: "x"), count: max(0, minBytes - bodyLength - 1))
         }
-        return body
-    }
-
-    /// The contract's send frame. Usernames, client ids and bodies made by `body`
-    /// hold only letters, digits, spaces and `_-`, so nothing needs escaping.
-    static func send(receiver: String, clientID: String, body: String) -> String {
-        #"{"message":"\#(body)","receiver":"\#(receiver)","client_id":"\#(clientID)"}"#
-    }
-
-    /// The send time in a body made by `body`, if it belongs to run `runID`.
-    static func sendTime(in body: String, runID: String) -> UInt64? {
-        let parts = body.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false)
-        guard parts.count >= 3, parts[0] == "lg", parts[1] == runID else { return nil }
-        return UInt64(parts[2])
+        buffer.writeStaticString("\",\"receiver\":\"")
+        buffer.writeString(receiver)
+        buffer.writeStaticString("\",\"client_id\":\"")
+        buffer.writeString(runID)
+        buffer.writeStaticString("-")
+        buffer.writeString(String(senderIndex))
+        buffer.writeStaticString("-")
+        buffer.writeString(String(seq))
+        buffer.writeStaticString("\"}")
     }
 
     /// Pause before re-sending a `rate_limited` frame: 50 ms, doubling per attempt, at most 1 s.

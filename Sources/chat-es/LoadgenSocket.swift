@@ -12,17 +12,17 @@ import NIOWebSocket
 /// sends they make room for go out in one write. A load generator that pays a task hop and a
 /// write(2) per frame measures itself, not the server.
 final class LoadgenSocket: Sendable {
-    /// A frame sent and not yet acked (or rejected).
+    /// A frame sent and not yet acked (or rejected); its text follows from its seq and send time.
     struct Pending {
         let firstSent: UInt64
-        let text: String
         var attempts: Int
     }
 
     /// What the handler and the orchestrator share; the handler keeps the rest loop-confined.
     struct State {
         var counters = LoadgenCounters()
-        var pending: [String: Pending] = [:]
+        /// By the seq in the frame's client id.
+        var pending: [Int: Pending] = [:]
         var signalledReady = false
         /// False once the socket has ended (or never opened): its pending frames cannot be answered.
         var open = false

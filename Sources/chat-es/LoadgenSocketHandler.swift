@@ -1,4 +1,3 @@
-import API
 import Foundation
 import NIOCore
 import NIOWebSocket
@@ -9,24 +8,6 @@ import NIOWebSocket
 final class LoadgenSocketHandler: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
-
-    /// The fields of a frame the load generator reads; everything else is ignored.
-    private struct Inbound {
-        let type: String?
-        let client_id: String?
-        let code: String?
-        let message: String?
-        let receiver: String?
-
-        init?(_ text: String) {
-            guard case let .object(fields)? = try? JSONParser.parse(text) else { return nil }
-            type = fields["type"]?.stringValue
-            client_id = fields["client_id"]?.stringValue
-            code = fields["code"]?.stringValue
-            message = fields["message"]?.stringValue
-            receiver = fields["receiver"]?.stringValue
-        }
-    }
 
     private let socket: LoadgenSocket
     private var run: LoadgenRunContext { socket.context }
@@ -45,10 +26,16 @@ final class LoadgenSocketHandler: ChannelInboundHandler, RemovableChannelHandler
     /// A text message arriving in fragments.
     private var partial: ByteBuffer?
     private var masks: LoadgenMaskGenerator
+    private let inboundRun: LoadgenInbound.Run
 
     init(socket: LoadgenSocket) {
         self.socket = socket
         masks = LoadgenMaskGenerator()
+        let runID = socket.context.runID
+        inboundRun = LoadgenInbound.Run(
+            clientIdPrefix: Array("\(runID)-\(socket.senderIndex ?? -1)-".utf8),
+            username: Array(socket.user.username.utf8),
+            bodyPrefix: Array("lg \(runID) ".utf8))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -77,7 +64,7 @@ final class LoadgenSocketHandler: ChannelInboundHandler, RemovableChannelHandler
         let frame = unwrapInboundIn(data)
         switch frame.opcode {
         case .text where frame.fin:
-            handle(String(buffer: frame.unmaskedData), context: context)
+            handle(frame.unmaskedData, context: context)
         case .text:
             partial = frame.unmaskedData
         case .continuation:
@@ -85,7 +72,7 @@ final class LoadgenSocketHandler: ChannelInboundHandler, RemovableChannelHandler
             var more = frame.unmaskedData
             buffer.writeBuffer(&more)
             partial = frame.fin ? nil : buffer
-            if frame.fin { handle(String(buffer: buffer), context: context) }
+            if frame.fin { handle(buffer, context: context) }
         case .ping:
             write(.pong, frame.unmaskedData, context: context)
         case .connectionClose:
@@ -147,9 +134,13 @@ final class LoadgenSocketHandler: ChannelInboundHandler, RemovableChannelHandler
         }
     }
 
-    /// Sends while the window, the schedule and any rate-limit pause allow.
+    /// Sends while the window, the schedule and any rate-limit pause allow. Unpaced, the
+    /// window is refilled once half of it is free: a refill is then one write(2) of many
+    /// frames, where topping it up after every ack would cost a write per frame on both
+    /// sides, as much load generator as server.
     private func pump(context: ChannelHandlerContext) {
         guard let schedule, !closing, context.channel.isActive else { return }
+        if interval == nil, run.window - inFlight < (run.window + 1) / 2 { return }
         while inFlight < run.window, interval == nil || due > 0 {
             let now = ContinuousClock.now
             if now >= schedule.end { return }
@@ -161,35 +152,38 @@ final class LoadgenSocketHandler: ChannelInboundHandler, RemovableChannelHandler
 
     /// Sends the next message; false once the run has stopped sending.
     private func sendNext(context: ChannelHandlerContext) -> Bool {
-        guard let senderIndex = socket.senderIndex else { return false }
-        let clientID = "\(run.runID)-\(senderIndex)-\(seq)"
         let sentAt = LoadgenClock.nanos()
-        let text = LoadgenFrames.send(
-            receiver: socket.receivers[seq % socket.receivers.count], clientID: clientID,
-            body: LoadgenFrames.body(runID: run.runID, sentAt: sentAt, seq: seq, minBytes: run.messageBytes)
-        )
         let sending: Bool = socket.state.withLock { state in
             guard !state.stopped else { return false }
-            state.pending[clientID] = LoadgenSocket.Pending(firstSent: sentAt, text: text, attempts: 0)
+            state.pending[seq] = LoadgenSocket.Pending(firstSent: sentAt, attempts: 0)
             state.counters.sent += 1
             return true
         }
         guard sending else { return false }
+        write(.text, frame(seq: seq, sentAt: sentAt, allocator: context.channel.allocator), context: context)
         seq += 1
         inFlight += 1
-        write(.text, context.channel.allocator.buffer(string: text), context: context)
         return true
     }
 
+    /// The send frame of message `seq` (the same bytes on every attempt).
+    private func frame(seq: Int, sentAt: UInt64, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 160 + run.messageBytes)
+        LoadgenFrames.writeSend(
+            into: &buffer, receiver: socket.receivers[seq % socket.receivers.count], runID: run.runID,
+            senderIndex: socket.senderIndex ?? 0, sentAt: sentAt, seq: seq, minBytes: run.messageBytes)
+        return buffer
+    }
+
     /// Re-sends a rate-limited frame (same client_id), if it is still unanswered.
-    private func resend(_ clientID: String, context: ChannelHandlerContext) {
+    private func resend(_ seq: Int, context: ChannelHandlerContext) {
         guard !closing, context.channel.isActive else { return }
-        let text: String? = socket.state.withLock { state in
-            guard let text = state.pending[clientID]?.text else { return nil }
+        let sentAt: UInt64? = socket.state.withLock { state in
+            guard let pending = state.pending[seq] else { return nil }
             state.counters.retries += 1
-            return text
+            return pending.firstSent
         }
-        if let text { write(.text, context.channel.allocator.buffer(string: text), context: context) }
+        if let sentAt { write(.text, frame(seq: seq, sentAt: sentAt, allocator: context.channel.allocator), context: context) }
         pump(context: context)
         flushIfNeeded(context: context)
     }
@@ -220,16 +214,16 @@ final class LoadgenSocketHandler: ChannelInboundHandler, RemovableChannelHandler
 
     // MARK: receiving
 
-    private func handle(_ text: String, context: ChannelHandlerContext) {
+    private func handle(_ text: ByteBuffer, context: ChannelHandlerContext) {
         let now = LoadgenClock.nanos()
-        guard let frame = Inbound(text) else {
+        guard let frame = LoadgenInbound(text, run: inboundRun) else {
             socket.state.withLock { $0.counters.badFrames += 1 }
             return
         }
-        switch frame.type {
-        case "message.ack":
+        switch frame.kind {
+        case .ack:
             let sentAt: UInt64? = socket.state.withLock { state in
-                guard let id = frame.client_id, let pending = state.pending.removeValue(forKey: id) else {
+                guard let seq = frame.sendSeq, let pending = state.pending.removeValue(forKey: seq) else {
                     state.counters.unexpectedAcks += 1
                     return nil
                 }
@@ -240,36 +234,35 @@ final class LoadgenSocketHandler: ChannelInboundHandler, RemovableChannelHandler
                 run.latencies.recordAck(nanos: now &- sentAt, shard: socket.user.index)
                 inFlight -= 1
             }
-        case "message":
+        case .message:
             // Count only this run's messages addressed to this user (not copies of our own sends).
-            guard frame.receiver == socket.user.username, let body = frame.message,
-                  let sentAt = LoadgenFrames.sendTime(in: body, runID: run.runID) else { return }
+            guard let sentAt = frame.sentAt else { return }
             socket.state.withLock { $0.counters.delivered += 1 }
             run.latencies.recordDelivery(nanos: now >= sentAt ? now - sentAt : 0, shard: socket.user.index)
-        case "error" where frame.code == "rate_limited":
+        case .error where frame.code == "rate_limited":
             // Keep the window slot and send the same client_id again after a pause (the
             // server stores it once); the sender pauses too, so the load adapts to the limit.
             let pause: Duration? = socket.state.withLock { state in
                 state.counters.rateLimited += 1
-                guard let id = frame.client_id, state.pending[id] != nil else { return nil }
-                state.pending[id]!.attempts += 1
-                return LoadgenFrames.retryPause(attempt: state.pending[id]!.attempts)
+                guard let seq = frame.sendSeq, state.pending[seq] != nil else { return nil }
+                state.pending[seq]!.attempts += 1
+                return LoadgenFrames.retryPause(attempt: state.pending[seq]!.attempts)
             }
-            guard let pause, let id = frame.client_id else { return }
+            guard let pause, let seq = frame.sendSeq else { return }
             let until = ContinuousClock.now + pause
             pausedUntil = max(pausedUntil ?? until, until)
             let parts = pause.components
             let nanos = parts.seconds * 1_000_000_000 + parts.attoseconds / 1_000_000_000
             context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: .nanoseconds(nanos)) {
-                self.resend(id, context: context)
+                self.resend(seq, context: context)
             }
-        case "error":
+        case .error:
             let released = socket.state.withLock { state in
                 state.counters.errorCodes[frame.code ?? "unknown", default: 0] += 1
-                return frame.client_id.flatMap { state.pending.removeValue(forKey: $0) } != nil
+                return frame.sendSeq.flatMap { state.pending.removeValue(forKey: $0) } != nil
             }
             if released { inFlight -= 1 }
-        default:
+        case .other:
             break  // presence, pong, sync.done: not measured
         }
     }
