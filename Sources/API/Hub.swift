@@ -86,26 +86,44 @@ public final class Hub: @unchecked Sendable {
 /// Frames bound for the sockets of one event loop. Everything added before the loop gets to
 /// run the drain goes out together, with one flush per socket: acks and deliveries of many
 /// messages share a write(2) instead of costing one each.
+///
+/// Under load (the last drain carried `busyFrames` or more) the next drain waits until
+/// `busySpacing` after the last one. With a thousand sockets each durable batch holds about
+/// one frame per socket, so draining per batch would cost a write(2) per frame on both ends;
+/// a millisecond of gathering lets a socket's frames share one. Light traffic, where latency
+/// is what matters, still drains at once.
 final class LoopWriter: @unchecked Sendable {
+    static let busyFrames = 16
+    static let busySpacing = TimeAmount.milliseconds(1)
+
     let loop: any EventLoop
     private let lock = NSLock()
     private var queued: [(SocketOutbox, WireFrame)] = []
     private var scheduled = false
+    private var lastDrainFrames = 0
+    private var lastDrain = NIODeadline.distantPast
 
     init(loop: any EventLoop) { self.loop = loop }
 
     func add(_ frames: [(SocketOutbox, WireFrame)]) {
-        let schedule: Bool = lock.withLock {
+        let schedule: NIODeadline?? = lock.withLock {
             queued.append(contentsOf: frames)
             defer { scheduled = true }
-            return !scheduled
+            guard !scheduled else { return nil }
+            return .some(lastDrainFrames >= Self.busyFrames ? lastDrain + Self.busySpacing : nil)
         }
-        if schedule { loop.execute { self.drain() } }
+        switch schedule {
+        case nil: break
+        case .some(nil): loop.execute { self.drain() }
+        case let .some(deadline?): loop.scheduleTask(deadline: deadline) { self.drain() }
+        }
     }
 
     private func drain() {
         let frames: [(SocketOutbox, WireFrame)] = lock.withLock {
             scheduled = false
+            lastDrainFrames = queued.count
+            lastDrain = .now()
             defer { queued.removeAll(keepingCapacity: true) }
             return queued
         }

@@ -196,6 +196,30 @@ public actor Ledger {
         return .stored(stored)
     }
 
+    /// One send of a batch: `onStored` as in `send(from:to:text:clientId:onStored:)`.
+    struct SendRequest: Sendable {
+        let receiver: String
+        let text: String
+        let clientId: String?
+        let onStored: @Sendable (StoredMessage, [UInt32]) -> Void
+    }
+
+    /// A socket's sends decided in order in one actor turn (one hop for the whole batch).
+    func send(_ batch: [SendRequest], from sender: UInt32) async -> [Result<SendOutcome, any Error>] {
+        var outcomes: [Result<SendOutcome, any Error>] = []
+        outcomes.reserveCapacity(batch.count)
+        for request in batch {
+            do {
+                outcomes.append(.success(try await send(
+                    from: sender, to: request.receiver, text: request.text, clientId: request.clientId,
+                    onStored: request.onStored)))
+            } catch {
+                outcomes.append(.failure(error))
+            }
+        }
+        return outcomes
+    }
+
     /// The message `sender` already stored under `clientId`, if any. The view's index knows a
     /// message from the moment it is decided; a candidate not yet durable is waited for before
     /// it is read back and compared, so a retry racing its original is matched, never stored twice.

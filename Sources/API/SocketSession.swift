@@ -20,6 +20,7 @@ struct SocketSession {
     var socketId: UInt64 { outbox.id }
 
     func run(inbound: WebSocketInboundStream) async throws {
+        let queue = SendQueue<QueuedSend>()
         try await withThrowingTaskGroup(of: Void.self) { group in
             let outbound = self.outbound
             let requests = outbox.closeRequested
@@ -30,6 +31,11 @@ struct SocketSession {
                     break
                 }
             }
+            group.addTask {
+                for await _ in queue.signals {
+                    while case let batch = queue.take(), !batch.isEmpty { await decide(batch) }
+                }
+            }
             var bucket = LocalBucket(rate: service.config.socketRate, burst: service.config.socketBurst)
             var iterator = inbound.messages(maxSize: Self.maxMessageBytes).makeAsyncIterator()
             while let message = try await iterator.next() {
@@ -37,8 +43,10 @@ struct SocketSession {
                     push(FrameError(code: "invalid_frame", detail: "Frames must be JSON text.", clientId: nil).frame)
                     continue
                 }
-                await handle(text, bucket: &bucket)
+                await handle(text, bucket: &bucket, queue: queue)
             }
+            queue.finish()
+            await queue.idle()
             service.hub.close(outbox)
             try await group.waitForAll()
         }
@@ -48,7 +56,7 @@ struct SocketSession {
         outbox.send(frame)
     }
 
-    private func handle(_ text: String, bucket: inout LocalBucket) async {
+    private func handle(_ text: String, bucket: inout LocalBucket, queue: SendQueue<QueuedSend>) async {
         let value: JSONValue
         do {
             value = try JSONParser.parse(text)
@@ -60,22 +68,30 @@ struct SocketSession {
         }
         switch fields["type"] {
         case nil, .null?:
-            await send(fields, bucket: &bucket)
+            await send(fields, bucket: &bucket, queue: queue)
         case .string("ping")?:
             push("{\"type\":\"pong\"}")
         case .string("sync")?:
             guard case let .number(n)? = fields["after"], let after = UInt64(n) else {
                 return push(FrameError(code: "invalid_frame", detail: "sync needs an integer 'after' >= 0.", clientId: nil).frame)
             }
+            await queue.idle()  // the sends read before it are decided first
             await sync(after: after)
         case .string("message")?:
-            await send(fields, bucket: &bucket)
+            await send(fields, bucket: &bucket, queue: queue)
         default:
             push(FrameError(code: "invalid_frame", detail: "Unknown frame type.", clientId: nil).frame)
         }
     }
 
-    private func send(_ fields: [String: JSONValue], bucket: inout LocalBucket) async {
+    /// A send that passed validation and the rate limit, waiting for the Ledger.
+    struct QueuedSend: Sendable {
+        let receiver: String
+        let text: String
+        let clientId: String?
+    }
+
+    private func send(_ fields: [String: JSONValue], bucket: inout LocalBucket, queue: SendQueue<QueuedSend>) async {
         let parsed: (receiver: String, text: String, clientId: String?)
         switch Validation.sendFields(fields) {
         case let .failure(error): return push(error.frame)
@@ -84,29 +100,36 @@ struct SocketSession {
         guard bucket.take() else {
             return push(FrameError(code: "rate_limited", detail: "Too many messages; slow down.", clientId: parsed.clientId).frame)
         }
-        let outcome: Ledger.SendOutcome
-        do {
-            let (outbox, socketId, deliveries, clientId) = (self.outbox, self.socketId, self.deliveries, parsed.clientId)
-            outcome = try await ledger.send(from: user.userId, to: parsed.receiver, text: parsed.text, clientId: clientId) {
-                message, deliverTo in
+        await queue.add(QueuedSend(receiver: parsed.receiver, text: parsed.text, clientId: parsed.clientId))
+    }
+
+    /// Decides a batch of this socket's sends in one Ledger call; acks and deliveries of the
+    /// stored ones were registered inside it, in seq order.
+    private func decide(_ batch: [QueuedSend]) async {
+        let (outbox, socketId, deliveries) = (self.outbox, self.socketId, self.deliveries)
+        let requests = batch.map { send in
+            Ledger.SendRequest(receiver: send.receiver, text: send.text, clientId: send.clientId) { message, deliverTo in
                 let frames = message.wireFrames()
                 deliveries.after(message.id, Delivery(
-                    reply: (outbox, frames.ack, clientId),
+                    reply: (outbox, frames.ack, send.clientId),
                     fanout: Fanout(users: deliverTo, exceptSocket: socketId, frame: frames.message),
                     storesMessage: true, registeredAt: DispatchTime.now().uptimeNanoseconds))
             }
-        } catch {
-            return push(FrameError(code: "unavailable", detail: "The message could not be stored.", clientId: parsed.clientId).frame)
         }
-        switch outcome {
-        case let .rejected(code, detail):
-            push(FrameError(code: code, detail: detail, clientId: parsed.clientId).frame)
-        case let .duplicate(message):
-            var ack = message
-            ack.clientId = parsed.clientId
-            deliveries.after(message.id, Delivery(reply: (outbox, WireFrame(ack.ackFrame), parsed.clientId)))
-        case .stored:
-            break  // its ack and deliveries were registered inside the Ledger, in seq order
+        let outcomes = await ledger.send(requests, from: user.userId)
+        for (send, outcome) in zip(batch, outcomes) {
+            switch outcome {
+            case .failure:
+                push(FrameError(code: "unavailable", detail: "The message could not be stored.", clientId: send.clientId).frame)
+            case let .success(.rejected(code, detail)):
+                push(FrameError(code: code, detail: detail, clientId: send.clientId).frame)
+            case let .success(.duplicate(message)):
+                var ack = message
+                ack.clientId = send.clientId
+                deliveries.after(message.id, Delivery(reply: (outbox, ack.wireFrames().ack, send.clientId)))
+            case .success(.stored):
+                break
+            }
         }
     }
 
