@@ -67,15 +67,15 @@ import Testing
         let first = try f.reserve()
         let second = try f.reserve()
         // Registered in the opposite order of their seqs.
-        f.deliveries.after(second, Delivery(reply: (alice, "ack-\(second)", "c0"),
-                                            fanout: Fanout(users: [2, 1], exceptSocket: 10, frame: "msg-\(second)")))
-        f.deliveries.after(first, Delivery(reply: (alice, "ack-\(first)", "c0"),
-                                           fanout: Fanout(users: [2, 1], exceptSocket: 10, frame: "msg-\(first)")))
+        f.deliveries.after(second, Delivery(reply: (alice, WireFrame("ack-\(second)"), "c0"),
+                                            fanout: Fanout(users: [2, 1], exceptSocket: 10, frame: WireFrame("msg-\(second)"))))
+        f.deliveries.after(first, Delivery(reply: (alice, WireFrame("ack-\(first)"), "c0"),
+                                           fanout: Fanout(users: [2, 1], exceptSocket: 10, frame: WireFrame("msg-\(first)"))))
         try await f.log.waitUntilDurable(second)
         #expect(try await Self.frames(aliceChannel, count: 2) == ["ack-\(first)", "ack-\(second)"])
         #expect(try await Self.frames(bobChannel, count: 2) == ["msg-\(first)", "msg-\(second)"])
         // Already durable: out on the loop's next turn, without waiting for another batch.
-        f.deliveries.after(first, Delivery(reply: (alice, "again", "c0")))
+        f.deliveries.after(first, Delivery(reply: (alice, WireFrame("again"), "c0")))
         #expect(try await Self.frames(aliceChannel, count: 1) == ["again"])
         await f.log.close()
     }
@@ -86,13 +86,13 @@ import Testing
         let (_, bobChannel) = f.socket(user: 2, id: 20)
         f.log.withCond { f.log.injectWriteError = true }
         let seq = try f.reserve()
-        f.deliveries.after(seq, Delivery(reply: (alice, "ack", "c1"),
-                                         fanout: Fanout(users: [2], exceptSocket: nil, frame: "msg")))
+        f.deliveries.after(seq, Delivery(reply: (alice, WireFrame("ack"), "c1"),
+                                         fanout: Fanout(users: [2], exceptSocket: nil, frame: WireFrame("msg"))))
         await #expect(throws: EventLogError.self) { try await f.log.waitUntilDurable(seq) }
         #expect(try await Self.frames(channel, count: 1) == [Self.unavailable("c1")])
         #expect(try Self.texts(bobChannel).isEmpty, "nothing is delivered that was not stored")
         // Later registrations fail at once too.
-        f.deliveries.after(seq + 1, Delivery(reply: (alice, "ack", "c2")))
+        f.deliveries.after(seq + 1, Delivery(reply: (alice, WireFrame("ack"), "c2")))
         #expect(try await Self.frames(channel, count: 1) == [Self.unavailable("c2")])
     }
 
