@@ -271,28 +271,40 @@ public actor Ledger {
         case page([StoredMessage], more: Bool)
     }
 
-    func history(of conversation: UInt32, for userId: UInt32, after: UInt64, limit: Int) throws -> HistoryOutcome {
+    func history(of conversation: UInt32, for userId: UInt32, after: UInt64, limit: Int) async throws -> HistoryOutcome {
         guard let info = views.conversations.conversation(conversation) else { return .notFound }
         guard info.involves(userId) else { return .forbidden }
         let seqs = views.conversations.messages(in: conversation, after: after, limit: limit + 1)
-        let page = try seqs.prefix(limit).map { try message(at: $0) }
-        return .page(page, more: seqs.count > limit)
+        let page = Array(seqs.prefix(limit))
+        try await untilDurable(page.last)
+        return .page(try page.map { try message(at: $0) }, more: seqs.count > limit)
     }
 
-    func conversations(of userId: UInt32) throws -> [String] {
-        try views.conversations.conversationsByRecency(of: userId).compactMap { number -> String? in
-            guard let info = views.conversations.conversation(number) else { return nil }
+    func conversations(of userId: UInt32) async throws -> [String] {
+        let infos = views.conversations.conversationsByRecency(of: userId).compactMap { views.conversations.conversation($0) }
+        try await untilDurable(infos.compactMap(\.lastMessageSeq).max())
+        return try infos.map { info in
             let last = try info.lastMessageSeq.map { try message(at: $0).json } ?? "null"
             return "{\"conversation_id\":\(jsonQuoted(info.id)),\"participants\":\(participantsJSON(info.userA, info.userB)),\"last_message\":\(last),\"message_count\":\(info.messageCount)}"
         }
+    }
+
+    /// Views know a message from the moment it is decided; the log serves it once its batch is
+    /// durable, which is also when its sender hears of it. A read that lists such a message
+    /// waits for that (one fsync at most) instead of failing or showing what could still be lost.
+    private func untilDurable(_ seq: UInt64?) async throws {
+        guard let seq, seq > log.durableSeq else { return }
+        try await log.waitUntilDurable(seq)
     }
 
     func participantsJSON(_ a: UInt32, _ b: UInt32) -> String {
         "[" + [a, b].map { "{\"id\":\($0),\"username\":\(jsonQuoted(views.users.username(of: $0) ?? ""))}" }.joined(separator: ",") + "]"
     }
 
-    func messagesOfUser(_ userId: UInt32, after: UInt64, limit: Int) throws -> [StoredMessage] {
-        try views.conversations.messageSeqs(forUser: userId, after: after, limit: limit).map { try message(at: $0) }
+    func messagesOfUser(_ userId: UInt32, after: UInt64, limit: Int) async throws -> [StoredMessage] {
+        let seqs = views.conversations.messageSeqs(forUser: userId, after: after, limit: limit)
+        try await untilDurable(seqs.last)
+        return try seqs.map { try message(at: $0) }
     }
 }
 

@@ -13,6 +13,8 @@ final class SendQueue<Item: Sendable>: @unchecked Sendable {
     private var items: [Item] = []
     /// The submitter holds a batch it took and has not finished.
     private var busy = false
+    /// The submitter is gone: nothing more will be decided, so nobody may wait for it.
+    private var stopped = false
     private var spaceWaiter: CheckedContinuation<Void, Never>?
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
     private let signal: AsyncStream<Void>.Continuation
@@ -26,6 +28,7 @@ final class SendQueue<Item: Sendable>: @unchecked Sendable {
     /// Queues `item`; waits while the queue is full.
     func add(_ item: Item) async {
         let full: Bool = lock.withLock {
+            guard !stopped else { return false }
             items.append(item)
             return items.count >= Self.limit
         }
@@ -33,7 +36,7 @@ final class SendQueue<Item: Sendable>: @unchecked Sendable {
         guard full else { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let wait: Bool = lock.withLock {
-                guard items.count >= Self.limit else { return false }
+                guard items.count >= Self.limit, !stopped else { return false }
                 spaceWaiter = continuation
                 return true
             }
@@ -62,7 +65,7 @@ final class SendQueue<Item: Sendable>: @unchecked Sendable {
     func idle() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let wait: Bool = lock.withLock {
-                guard busy || !items.isEmpty else { return false }
+                guard busy || !items.isEmpty, !stopped else { return false }
                 idleWaiters.append(continuation)
                 return true
             }
@@ -72,4 +75,20 @@ final class SendQueue<Item: Sendable>: @unchecked Sendable {
 
     /// No more adds: the submitter decides what is left, then ends.
     func finish() { signal.finish() }
+
+    /// The submitter has ended (normally, or cancelled with sends left undecided): wakes
+    /// every waiter, and later adds and waits return at once.
+    func stop() {
+        let (space, idle): (CheckedContinuation<Void, Never>?, [CheckedContinuation<Void, Never>]) = lock.withLock {
+            stopped = true
+            items.removeAll()
+            defer {
+                spaceWaiter = nil
+                idleWaiters.removeAll()
+            }
+            return (spaceWaiter, idleWaiters)
+        }
+        space?.resume()
+        for waiter in idle { waiter.resume() }
+    }
 }

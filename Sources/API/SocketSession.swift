@@ -35,20 +35,27 @@ struct SocketSession {
                 for await _ in queue.signals {
                     while case let batch = queue.take(), !batch.isEmpty { await decide(batch) }
                 }
+                queue.stop()
             }
             var bucket = LocalBucket(rate: service.config.socketRate, burst: service.config.socketBurst)
             var iterator = inbound.messages(maxSize: Self.maxMessageBytes).makeAsyncIterator()
-            while let message = try await iterator.next() {
-                guard case let .text(text) = message else {
-                    push(FrameError(code: "invalid_frame", detail: "Frames must be JSON text.", clientId: nil).frame)
-                    continue
+            var failure: (any Error)?
+            do {
+                while let message = try await iterator.next() {
+                    guard case let .text(text) = message else {
+                        push(FrameError(code: "invalid_frame", detail: "Frames must be JSON text.", clientId: nil).frame)
+                        continue
+                    }
+                    await handle(text, bucket: &bucket, queue: queue)
                 }
-                await handle(text, bucket: &bucket, queue: queue)
+            } catch {
+                failure = error  // e.g. a frame over 64 KiB: the sends read before it are still decided
             }
             queue.finish()
             await queue.idle()
             service.hub.close(outbox)
             try await group.waitForAll()
+            if let failure { throw failure }
         }
     }
 

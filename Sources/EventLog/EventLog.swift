@@ -29,6 +29,8 @@ public final class EventLog: @unchecked Sendable {
     var syncNanos: UInt64 = 0
     /// Test hook: the next write fails as if the disk reported an error.
     var injectWriteError = false
+    /// Test hook: seconds each batch waits before it is written (a slow disk).
+    var injectWriteDelay: Double = 0
     var nextSubscriberId = 0
     /// Told on the writer thread of each durable batch's last seq, and of a failure (nil).
     var durabilityListener: (@Sendable (UInt64?) -> Void)?

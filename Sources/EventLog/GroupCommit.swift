@@ -66,6 +66,8 @@ extension EventLog {
         header.encode(into: &headerBytes)
         buffer.replaceSubrange(0..<BatchHeader.encodedSize, with: headerBytes)
         if withCond({ injectWriteError }) { throw EventLogError.io("write \(writer.path): injected I/O error") }
+        let delay = withCond { injectWriteDelay }
+        if delay > 0 { Thread.sleep(forTimeInterval: delay) }
         try buffer.withUnsafeBytes { try FileIO.writeFully(writer.fd, $0, path: writer.path) }
         let offset = writer.size
         writer.size += buffer.count

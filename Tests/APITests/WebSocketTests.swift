@@ -63,6 +63,48 @@ import Testing
         await service.shutdown()
     }
 
+    /// Sends read back to back are decided in order before a `sync` that follows them, and
+    /// before an oversized frame ends the socket: none is lost to the per-socket send queue.
+    @Test func pipelinedSendsAreDecidedBeforeASyncAndBeforeAnOversizedFrameEndsTheSocket() async throws {
+        let data = TestData()
+        let service = try await data.service()
+        try await service.application().test(.live) { client in
+            let a = try await client.account("nia")
+            _ = try await client.account("oto")
+            let start = try await client.post("/api/chat/start/", ["receiver_id": "oto"], token: a.access)
+            let cid = try #require(object(start)["conversation_id"] as? String)
+            let frames = Received()
+            _ = try await client.ws("/api/chat/send/?token=\(a.access)") { inbound, outbound, _ in
+                for i in 0..<40 {
+                    try await outbound.write(.text(#"{"message":"m\#(i)","receiver":"oto","client_id":"p\#(i)"}"#))
+                }
+                try await outbound.write(.text(#"{"type":"sync","after":0}"#))
+                for try await message in inbound.messages(maxSize: 1 << 20) {
+                    guard case let .text(text) = message else { continue }
+                    await frames.add(text)
+                    if text.contains("sync.done") { break }
+                }
+            }
+            let synced = await frames.all.filter { $0.contains(#""type":"message""#) }.compactMap { text in
+                (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["message"] as? String
+            }
+            #expect(synced == (0..<40).map { "m\($0)" }, "the sync replays every send read before it, in order")
+
+            let close = try await client.ws("/api/chat/send/?token=\(a.access)") { inbound, outbound, _ in
+                for i in 40..<50 {
+                    try await outbound.write(.text(#"{"message":"m\#(i)","receiver":"oto","client_id":"p\#(i)"}"#))
+                }
+                try await outbound.write(.text(String(repeating: "x", count: 70_000)))
+                for try await _ in inbound.messages(maxSize: 1 << 20) {}
+            }
+            #expect(close?.closeCode == .messageTooLarge)
+            let history = object(try await client.get("/api/chat/\(cid)/messages/?limit=100", token: a.access))
+            let texts = try #require(history["results"] as? [[String: Any]]).compactMap { $0["message"] as? String }
+            #expect(texts == (0..<50).map { "m\($0)" }, "the sends before the oversized frame are stored")
+        }
+        await service.shutdown()
+    }
+
     @Test func aBadTokenIsClosedWith4401() async throws {
         let data = TestData()
         let service = try await data.service()

@@ -73,6 +73,20 @@ import Testing
         let second = queue.take()
         #expect(first + second == Array(0..<(SendQueue<Int>.limit + 5)))
     }
+
+    @Test(.timeLimit(.minutes(1))) func aStoppedQueueWakesItsWaitersAndNeverBlocksAgain() async throws {
+        let queue = SendQueue<Int>()
+        for i in 0..<(SendQueue<Int>.limit - 1) { await queue.add(i) }
+        let reader = Task { await queue.add(-1) }  // fills the queue: waits for space
+        let idle = Task { await queue.idle() }
+        try await Task.sleep(for: .milliseconds(50))
+        queue.stop()  // the submitter is gone (cancelled)
+        await reader.value
+        await idle.value
+        await queue.add(1)
+        await queue.idle()
+        #expect(queue.take().isEmpty, "nothing is queued for a submitter that is gone")
+    }
 }
 
 /// A thread-safe count for tests.
