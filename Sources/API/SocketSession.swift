@@ -4,9 +4,10 @@ import Logging
 import NIOCore
 import Projections
 
-/// One open WebSocket: reads frames in order, decides sends through the Ledger in arrival
-/// order, and hands each answer to `DurableDeliveries`, which acknowledges it once durable
-/// (so a pipelining client is not held to one fsync per message). Runs on the channel's loop.
+/// One open WebSocket: reads frames in order; queues valid sends (`SendQueue`), which a
+/// submitter hands the Ledger a burst at a time, in arrival order; each answer goes to
+/// `DurableDeliveries`, which acknowledges it once durable (so a pipelining client is not held
+/// to one fsync per message). Runs on the channel's loop.
 struct SocketSession {
     let service: ChatService
     let ledger: Ledger
@@ -49,7 +50,7 @@ struct SocketSession {
                     await handle(text, bucket: &bucket, queue: queue)
                 }
             } catch {
-                failure = error  // e.g. a frame over 64 KiB: the sends read before it are still decided
+                failure = error  // the read failed: the sends read before it are still decided
             }
             queue.finish()
             await queue.idle()
