@@ -24,8 +24,6 @@ struct LoadgenInbound {
     var kind: Kind = .other
     /// The seq of one of this socket's sends named by `client_id`, if it is one.
     var sendSeq: Int?
-    /// Whether `client_id` is present (a rejection may name none).
-    var hasClientId = false
     /// The send time of a delivery of this run addressed to this user.
     var sentAt: UInt64?
     var code: String?
@@ -84,10 +82,7 @@ struct LoadgenInbound {
                 kind = .error
             }
         }
-        if let id = slice(fields.clientId) {
-            hasClientId = true
-            sendSeq = Self.number(after: run.clientIdPrefix, in: id)
-        }
+        if let id = slice(fields.clientId) { sendSeq = Self.number(after: run.clientIdPrefix, in: id) }
         code = slice(fields.code).map { String(decoding: $0, as: UTF8.self) }
         if kind == .message, let receiver = slice(fields.receiver), receiver.elementsEqual(run.username),
            let body = slice(fields.message),
