@@ -95,7 +95,7 @@ final class DurableDeliveries: @unchecked Sendable {
 
     private func fail(_ deliveries: [Delivery]) {
         hub.write(deliveries.map { d in
-            (d.reply.map { ($0.outbox, WireFrame(FrameError(code: "unavailable", detail: "The message could not be stored.", clientId: $0.clientId).frame)) }, nil)
+            (d.reply.map { ($0.outbox, WireFrame(FrameError.notStored(clientId: $0.clientId).frame)) }, nil)
         })
     }
 }

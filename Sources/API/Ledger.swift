@@ -333,20 +333,4 @@ struct StoredMessage: Sendable {
     var timestamp: Int64
     var clientId: String?
     var senderId: UInt32 = 0
-
-    var json: String { fields(type: nil) }
-
-    /// The message object, optionally tagged with a frame `type`.
-    func fields(type: String?) -> String {
-        var out = "{"
-        if let type { out += "\"type\":\(jsonQuoted(type))," }
-        out += "\"id\":\(id),\"conversation_id\":\(jsonQuoted(publicConversationId(conversation))),"
-        out += "\"sender\":\(jsonQuoted(sender)),\"receiver\":\(jsonQuoted(receiver)),"
-        out += "\"message\":\(jsonQuoted(text)),\"timestamp\":\(jsonQuoted(formatTimestamp(timestamp)))}"
-        return out
-    }
-
-    var ackFrame: String {
-        "{\"type\":\"message.ack\",\"id\":\(id),\"conversation_id\":\(jsonQuoted(publicConversationId(conversation))),\"client_id\":\(clientId.map(jsonQuoted) ?? "null"),\"timestamp\":\(jsonQuoted(formatTimestamp(timestamp)))}"
-    }
 }

@@ -1,46 +1,85 @@
 import Projections
 
+/// How a message is written for clients: the REST object (`json`), the receivers' `message`
+/// frame and the sender's `message.ack`. One renderer, to bytes; the string forms decode them.
 extension StoredMessage {
-    /// The sender's `message.ack` and the receivers' `message` frame, rendered as bytes in one
-    /// pass: the conversation id and the timestamp are formatted once for both, and no
-    /// intermediate strings are built. Same bytes as `ackFrame` and `fields(type: "message")`.
+    var json: String { String(decoding: objectBytes(type: nil, SharedParts(self)), as: UTF8.self) }
+
+    /// The message object, optionally tagged with a frame `type`.
+    func fields(type: String?) -> String { String(decoding: objectBytes(type: type, SharedParts(self)), as: UTF8.self) }
+
+    var ackFrame: String { String(decoding: ackBytes(SharedParts(self)), as: UTF8.self) }
+
+    var messageWireFrame: WireFrame { WireFrame(payload: objectBytes(type: "message", SharedParts(self))) }
+
+    var ackWireFrame: WireFrame { WireFrame(payload: ackBytes(SharedParts(self))) }
+
+    /// The sender's ack and the receivers' `message` frame in one pass: the id, conversation
+    /// id and timestamp are formatted once for both.
     func wireFrames() -> (ack: WireFrame, message: WireFrame) {
-        var conversation: [UInt8] = [UInt8(ascii: "\"")]
-        conversation.reserveCapacity(20)
-        appendPublicConversationId(self.conversation, to: &conversation)
-        conversation.append(UInt8(ascii: "\""))
-        var time: [UInt8] = []
-        time.reserveCapacity(29)
-        appendJSONString(formatTimestamp(timestamp), to: &time)
-        let id = Array(String(self.id).utf8)
+        let parts = SharedParts(self)
+        return (WireFrame(payload: ackBytes(parts)), WireFrame(payload: objectBytes(type: "message", parts)))
+    }
 
-        var ack: [UInt8] = []
-        ack.reserveCapacity(128)
-        ack.append(contentsOf: #"{"type":"message.ack","id":"#.utf8)
-        ack.append(contentsOf: id)
-        ack.append(contentsOf: #","conversation_id":"#.utf8)
-        ack.append(contentsOf: conversation)
-        ack.append(contentsOf: #","client_id":"#.utf8)
-        if let clientId { appendJSONString(clientId, to: &ack) } else { ack.append(contentsOf: "null".utf8) }
-        ack.append(contentsOf: #","timestamp":"#.utf8)
-        ack.append(contentsOf: time)
-        ack.append(UInt8(ascii: "}"))
+    /// The formatted values every rendering of a message holds, as JSON.
+    private struct SharedParts {
+        let id: [UInt8]
+        /// Quoted.
+        let conversation: [UInt8]
+        /// Quoted.
+        let time: [UInt8]
 
-        var message: [UInt8] = []
-        message.reserveCapacity(160 + text.utf8.count)
-        message.append(contentsOf: #"{"type":"message","id":"#.utf8)
-        message.append(contentsOf: id)
-        message.append(contentsOf: #","conversation_id":"#.utf8)
-        message.append(contentsOf: conversation)
-        message.append(contentsOf: #","sender":"#.utf8)
-        appendJSONString(sender, to: &message)
-        message.append(contentsOf: #","receiver":"#.utf8)
-        appendJSONString(receiver, to: &message)
-        message.append(contentsOf: #","message":"#.utf8)
-        appendJSONString(text, to: &message)
-        message.append(contentsOf: #","timestamp":"#.utf8)
-        message.append(contentsOf: time)
-        message.append(UInt8(ascii: "}"))
-        return (WireFrame(payload: ack), WireFrame(payload: message))
+        init(_ message: StoredMessage) {
+            id = Array(String(message.id).utf8)
+            var conversation: [UInt8] = [UInt8(ascii: "\"")]
+            conversation.reserveCapacity(20)
+            appendPublicConversationId(message.conversation, to: &conversation)
+            conversation.append(UInt8(ascii: "\""))
+            self.conversation = conversation
+            var time: [UInt8] = [UInt8(ascii: "\"")]
+            time.reserveCapacity(29)
+            appendTimestamp(message.timestamp, to: &time)
+            time.append(UInt8(ascii: "\""))
+            self.time = time
+        }
+    }
+
+    private func objectBytes(type: String?, _ parts: SharedParts) -> [UInt8] {
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(160 + text.utf8.count)
+        if let type {
+            out.append(contentsOf: #""type":"#.utf8)
+            appendJSONString(type, to: &out)
+            out.append(UInt8(ascii: ","))
+        }
+        out.append(contentsOf: #""id":"#.utf8)
+        out.append(contentsOf: parts.id)
+        out.append(contentsOf: #","conversation_id":"#.utf8)
+        out.append(contentsOf: parts.conversation)
+        out.append(contentsOf: #","sender":"#.utf8)
+        appendJSONString(sender, to: &out)
+        out.append(contentsOf: #","receiver":"#.utf8)
+        appendJSONString(receiver, to: &out)
+        out.append(contentsOf: #","message":"#.utf8)
+        appendJSONString(text, to: &out)
+        out.append(contentsOf: #","timestamp":"#.utf8)
+        out.append(contentsOf: parts.time)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    private func ackBytes(_ parts: SharedParts) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(128)
+        out.append(contentsOf: #"{"type":"message.ack","id":"#.utf8)
+        out.append(contentsOf: parts.id)
+        out.append(contentsOf: #","conversation_id":"#.utf8)
+        out.append(contentsOf: parts.conversation)
+        out.append(contentsOf: #","client_id":"#.utf8)
+        if let clientId { appendJSONString(clientId, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        out.append(contentsOf: #","timestamp":"#.utf8)
+        out.append(contentsOf: parts.time)
+        out.append(UInt8(ascii: "}"))
+        return out
     }
 }

@@ -246,7 +246,7 @@ struct RouteHandlers {
         let outcome = try await ledger.send(from: me.userId, to: parsed.receiver, text: parsed.text, clientId: parsed.clientId) {
             message, deliverTo in
             deliveries.after(message.id, Delivery(
-                fanout: Fanout(users: deliverTo, exceptSocket: nil, frame: WireFrame(message.fields(type: "message"))), storesMessage: true))
+                fanout: Fanout(users: deliverTo, exceptSocket: nil, frame: message.messageWireFrame), storesMessage: true))
         }
         switch outcome {
         case let .rejected(code, detail):

@@ -128,13 +128,13 @@ struct SocketSession {
         for (send, outcome) in zip(batch, outcomes) {
             switch outcome {
             case .failure:
-                push(FrameError(code: "unavailable", detail: "The message could not be stored.", clientId: send.clientId).frame)
+                push(FrameError.notStored(clientId: send.clientId).frame)
             case let .success(.rejected(code, detail)):
                 push(FrameError(code: code, detail: detail, clientId: send.clientId).frame)
             case let .success(.duplicate(message)):
                 var ack = message
                 ack.clientId = send.clientId
-                deliveries.after(message.id, Delivery(reply: (outbox, ack.wireFrames().ack, send.clientId)))
+                deliveries.after(message.id, Delivery(reply: (outbox, ack.ackWireFrame, send.clientId)))
             case .success(.stored):
                 break
             }

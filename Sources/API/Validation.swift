@@ -98,6 +98,11 @@ struct FrameError: Error, Sendable {
     var detail: String
     var clientId: String?
 
+    /// A send the log could not store (it failed before the message was durable).
+    static func notStored(clientId: String?) -> FrameError {
+        FrameError(code: "unavailable", detail: "The message could not be stored.", clientId: clientId)
+    }
+
     var frame: String {
         "{\"type\":\"error\",\"code\":\(jsonQuoted(code)),\"detail\":\(jsonQuoted(detail)),\"client_id\":\(clientId.map(jsonQuoted) ?? "null")}"
     }

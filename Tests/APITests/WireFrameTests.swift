@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOWebSocket
+import Projections
 import Testing
 @testable import API
 
@@ -29,12 +30,22 @@ import Testing
         ("quote \" backslash \\ newline \n tab \t nul \u{0} emoji 😀 and é", "id \"x\""),
         ("no client id", nil),
     ])
-    func messageFramesAreTheSameBytesAsTheStringRenderers(text: String, clientId: String?) throws {
+    func messageRenderingsAgreeAndKeepTheirBytes(text: String, clientId: String?) throws {
         let message = StoredMessage(id: 42_000_000_001, conversation: 7, sender: "ann\"e", receiver: "bö",
                                     text: text, timestamp: 1_767_225_600_123_456, clientId: clientId)
         let frames = message.wireFrames()
         #expect(frames.ack.text == message.ackFrame)
         #expect(frames.message.text == message.fields(type: "message"))
+        #expect(message.ackWireFrame.text == message.ackFrame)
+        #expect(message.messageWireFrame.text == message.fields(type: "message"))
+        // The exact bytes clients have always been sent.
+        let conversation = jsonQuoted(publicConversationId(7))
+        let time = jsonQuoted(formatTimestamp(1_767_225_600_123_456))
+        let client = clientId.map(jsonQuoted) ?? "null"
+        #expect(message.ackFrame == #"{"type":"message.ack","id":42000000001,"conversation_id":\#(conversation),"client_id":\#(client),"timestamp":\#(time)}"#)
+        let object = #""id":42000000001,"conversation_id":\#(conversation),"sender":\#(jsonQuoted("ann\"e")),"receiver":"bö","message":\#(jsonQuoted(text)),"timestamp":\#(time)}"#
+        #expect(message.json == "{" + object)
+        #expect(message.fields(type: "message") == "{\"type\":\"message\"," + object)
         // And both are the JSON a client expects.
         let ack = try #require(JSONSerialization.jsonObject(with: Data(frames.ack.text.utf8)) as? [String: Any])
         #expect(ack["client_id"] as? String == clientId)
