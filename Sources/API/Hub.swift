@@ -106,16 +106,16 @@ final class LoopWriter: @unchecked Sendable {
     init(loop: any EventLoop) { self.loop = loop }
 
     func add(_ frames: [(SocketOutbox, WireFrame)]) {
-        let schedule: NIODeadline?? = lock.withLock {
+        let (schedule, notBefore): (Bool, NIODeadline?) = lock.withLock {
             queued.append(contentsOf: frames)
             defer { scheduled = true }
-            guard !scheduled else { return nil }
-            return .some(lastDrainFrames >= Self.busyFrames ? lastDrain + Self.busySpacing : nil)
+            return (!scheduled, lastDrainFrames >= Self.busyFrames ? lastDrain + Self.busySpacing : nil)
         }
-        switch schedule {
-        case nil: break
-        case .some(nil): loop.execute { self.drain() }
-        case let .some(deadline?): loop.scheduleTask(deadline: deadline) { self.drain() }
+        guard schedule else { return }
+        if let notBefore {
+            loop.scheduleTask(deadline: notBefore) { self.drain() }
+        } else {
+            loop.execute { self.drain() }
         }
     }
 

@@ -15,7 +15,7 @@ final class LoadgenSocketHandler: ChannelInboundHandler, RemovableChannelHandler
     private var schedule: LoadgenSchedule?
     /// Paced sends the schedule has made due and the window has not let out yet.
     private var due = 0
-    private var interval: TimeAmount?
+    private var interval: Duration?
     private var nextTick = ContinuousClock.now
     private var seq = 0
     private var inFlight = 0
@@ -106,9 +106,9 @@ final class LoadgenSocketHandler: ChannelInboundHandler, RemovableChannelHandler
         if run.rate > 0 {
             // Open-loop pacing: each sender owns R/S of the rate, staggered by 1/R so the
             // senders do not fire in bursts; the window still bounds what is in flight.
-            let nanos = Int64((Double(run.senders) / run.rate * 1e9).rounded())
-            interval = .nanoseconds(nanos)
-            nextTick = schedule.start + .nanoseconds(nanos * Int64(senderIndex) / Int64(run.senders))
+            let interval = Duration.nanoseconds(Int64((Double(run.senders) / run.rate * 1e9).rounded()))
+            self.interval = interval
+            nextTick = schedule.start + interval * senderIndex / run.senders
             tick(context: context)
         } else {
             pump(context: context)
@@ -122,14 +122,12 @@ final class LoadgenSocketHandler: ChannelInboundHandler, RemovableChannelHandler
         let now = ContinuousClock.now
         while nextTick <= now, nextTick < schedule.end {
             due += 1
-            nextTick += .nanoseconds(interval.nanoseconds)
+            nextTick += interval
         }
         pump(context: context)
         flushIfNeeded(context: context)
         guard nextTick < schedule.end else { return }
-        let wait = now.duration(to: nextTick).components
-        let nanos = wait.seconds * 1_000_000_000 + wait.attoseconds / 1_000_000_000
-        context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: .nanoseconds(max(0, nanos))) {
+        context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: Self.timeAmount(now.duration(to: nextTick))) {
             self.tick(context: context)
         }
     }
@@ -212,6 +210,12 @@ final class LoadgenSocketHandler: ChannelInboundHandler, RemovableChannelHandler
         context.flush()
     }
 
+    /// A Swift duration as an event-loop delay (negative waits run at once).
+    private static func timeAmount(_ duration: Duration) -> TimeAmount {
+        let parts = duration.components
+        return .nanoseconds(max(0, parts.seconds * 1_000_000_000 + parts.attoseconds / 1_000_000_000))
+    }
+
     // MARK: receiving
 
     private func handle(_ text: ByteBuffer, context: ChannelHandlerContext) {
@@ -251,9 +255,7 @@ final class LoadgenSocketHandler: ChannelInboundHandler, RemovableChannelHandler
             guard let pause, let seq = frame.sendSeq else { return }
             let until = ContinuousClock.now + pause
             pausedUntil = max(pausedUntil ?? until, until)
-            let parts = pause.components
-            let nanos = parts.seconds * 1_000_000_000 + parts.attoseconds / 1_000_000_000
-            context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: .nanoseconds(nanos)) {
+            context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: Self.timeAmount(pause)) {
                 self.resend(seq, context: context)
             }
         case .error:
