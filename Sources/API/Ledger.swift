@@ -223,13 +223,24 @@ public actor Ledger {
     /// The message `sender` already stored under `clientId`, if any. The view's index knows a
     /// message from the moment it is decided; a candidate not yet durable is waited for before
     /// it is read back and compared, so a retry racing its original is matched, never stored twice.
+    /// Waiting suspends the actor, and a twin of this send may be stored meanwhile: so after a
+    /// wait the candidates are looked up again, and only a pass that did not wait says "new".
     private func storedMessage(sender: UInt32, clientId: String) async throws -> StoredMessage? {
-        for seq in views.conversations.messageSeqCandidates(sender: sender, clientId: clientId) {
-            if seq > log.durableSeq { try await log.waitUntilDurable(seq) }
-            let m = try message(at: seq)
-            if m.clientId == clientId, m.senderId == sender { return m }
+        var ruledOut = Set<UInt64>()
+        while true {
+            var waited = false
+            for seq in views.conversations.messageSeqCandidates(sender: sender, clientId: clientId)
+            where !ruledOut.contains(seq) {
+                if seq > log.durableSeq {
+                    try await log.waitUntilDurable(seq)
+                    waited = true
+                }
+                let m = try message(at: seq)
+                if m.clientId == clientId, m.senderId == sender { return m }
+                ruledOut.insert(seq)
+            }
+            if !waited { return nil }
         }
-        return nil
     }
 
     /// A stored message read back from the log.
