@@ -62,8 +62,12 @@ public final class EventLog: @unchecked Sendable {
         let log = EventLog(directory: directory, options: options, recovery: opened.report,
                            index: opened.index, writer: opened.active, lastSeq: opened.lastSeq,
                            headHash: opened.headHash)
-        let thread = Thread { log.writerLoop() }
-        thread.name = "chat-es log writer"
+        let thread = Thread {
+            // Set from inside: on Linux a name given before start never reaches the kernel,
+            // and `top -H` would show the creating pool thread's name instead.
+            Thread.current.name = "chat-es log"
+            log.writerLoop()
+        }
         thread.start()
         return log
     }
