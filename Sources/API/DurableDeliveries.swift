@@ -1,5 +1,6 @@
 import EventLog
 import Foundation
+import DequeModule
 import HeapModule
 
 /// What goes out once an event is durable: an answer to one socket (an ack, or an
@@ -33,7 +34,10 @@ final class DurableDeliveries: @unchecked Sendable {
     /// registration that finds its seq already durable: so such a latecomer cannot overtake
     /// an earlier message's frames to the same socket. Always taken before `lock`.
     private let handOff = NSLock()
-    private var pending = Heap<Pending>()
+    /// Registrations come from the Ledger in seq order, so nearly all of them queue here in
+    /// O(1); a registration older than the newest (a duplicate's ack) goes to `behind`.
+    private var pending = Deque<Pending>()
+    private var behind = Heap<Pending>()
     private var durable: UInt64
     private var failed = false
     private var arrivals: UInt64 = 0
@@ -55,7 +59,8 @@ final class DurableDeliveries: @unchecked Sendable {
             if failed { return false }
             if seq <= durable { return true }
             arrivals += 1
-            pending.insert(Pending(seq: seq, order: arrivals, delivery: delivery))
+            let entry = Pending(seq: seq, order: arrivals, delivery: delivery)
+            if let newest = pending.last, seq < newest.seq { behind.insert(entry) } else { pending.append(entry) }
             return nil
         }
         switch now {
@@ -73,14 +78,22 @@ final class DurableDeliveries: @unchecked Sendable {
         let failedNow: Bool = lock.withLock {
             guard let seq else {
                 failed = true
-                while let p = pending.popMin() { ready.append(p.delivery) }
+                while let next = popOldest(through: .max) { ready.append(next.delivery) }
                 return true
             }
             durable = max(durable, seq)
-            while let min = pending.min, min.seq <= durable { ready.append(pending.removeMin().delivery) }
+            while let next = popOldest(through: durable) { ready.append(next.delivery) }
             return false
         }
         if failedNow { fail(ready) } else { send(ready) }
+    }
+
+    /// The oldest pending registration if its seq is at most `seq`. Caller holds `lock`.
+    private func popOldest(through seq: UInt64) -> Pending? {
+        let first = pending.first, lagging = behind.min
+        if let lagging, lagging.seq <= seq, first.map({ lagging < $0 }) ?? true { return behind.removeMin() }
+        if let first, first.seq <= seq { return pending.removeFirst() }
+        return nil
     }
 
     private func send(_ deliveries: [Delivery]) {

@@ -34,11 +34,23 @@ public struct JSONParseError: Error, Sendable {
 /// A small strict JSON parser (RFC 8259) over UTF-8 bytes.
 public struct JSONParser {
     public static let maxDepth = 64
-    private let bytes: [UInt8]
+    private let bytes: UnsafeBufferPointer<UInt8>
+    /// The input came from a `String`, so it is valid UTF-8 and so is every run between two
+    /// quotes (an ASCII quote never splits a sequence): strings need no second check.
+    private let inputIsValidUTF8: Bool
     private var at = 0
 
     public static func parse(_ bytes: [UInt8]) throws -> JSONValue {
-        var parser = JSONParser(bytes: bytes)
+        try bytes.withUnsafeBufferPointer { try parse($0, inputIsValidUTF8: false) }
+    }
+
+    public static func parse(_ text: String) throws -> JSONValue {
+        var text = text
+        return try text.withUTF8 { try parse($0, inputIsValidUTF8: true) }
+    }
+
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>, inputIsValidUTF8: Bool) throws -> JSONValue {
+        var parser = JSONParser(bytes: bytes, inputIsValidUTF8: inputIsValidUTF8)
         parser.skipSpace()
         let value = try parser.value(depth: 0)
         parser.skipSpace()
@@ -46,11 +58,10 @@ public struct JSONParser {
         return value
     }
 
-    public static func parse(_ text: String) throws -> JSONValue {
-        try parse(Array(text.utf8))
+    private init(bytes: UnsafeBufferPointer<UInt8>, inputIsValidUTF8: Bool) {
+        self.bytes = bytes
+        self.inputIsValidUTF8 = inputIsValidUTF8
     }
-
-    private init(bytes: [UInt8]) { self.bytes = bytes }
 
     private mutating func skipSpace() {
         while at < bytes.count, bytes[at] == 0x20 || bytes[at] == 0x0A || bytes[at] == 0x0D || bytes[at] == 0x09 {
@@ -76,12 +87,12 @@ public struct JSONParser {
         }
     }
 
-    private mutating func literal(_ word: String) throws {
-        let expected = Array(word.utf8)
-        guard at + expected.count <= bytes.count, Array(bytes[at..<(at + expected.count)]) == expected else {
-            throw fail("invalid literal")
-        }
-        at += expected.count
+    private mutating func literal(_ word: StaticString) throws {
+        let count = word.utf8CodeUnitCount
+        guard at + count <= bytes.count else { throw fail("invalid literal") }
+        let expected = UnsafeBufferPointer(start: word.utf8Start, count: count)
+        for i in 0..<count where bytes[at + i] != expected[i] { throw fail("invalid literal") }
+        at += count
     }
 
     private mutating func object(depth: Int) throws -> JSONValue {
@@ -171,8 +182,19 @@ public struct JSONParser {
 
     private mutating func string() throws -> String {
         at += 1
-        var out: [UInt8] = []
         var start = at
+        // Most strings hold no escape: they become a String straight from the input.
+        while at < bytes.count {
+            let c = bytes[at]
+            if c == UInt8(ascii: "\"") {
+                let s = try text(UnsafeBufferPointer(rebasing: bytes[start..<at]))
+                at += 1
+                return s
+            }
+            if c == UInt8(ascii: "\\") || c < 0x20 { break }
+            at += 1
+        }
+        var out: [UInt8] = []
         while true {
             guard at < bytes.count else { throw fail("unterminated string") }
             let c = bytes[at]
@@ -219,7 +241,13 @@ public struct JSONParser {
             }
             at += 1
         }
-        guard let s = String(validating: out, as: UTF8.self) else { throw fail("invalid UTF-8 in string") }
+        return try out.withUnsafeBufferPointer { try text($0) }
+    }
+
+    /// A string's UTF-8, checked unless the input is known to be valid.
+    private func text(_ utf8: UnsafeBufferPointer<UInt8>) throws -> String {
+        if inputIsValidUTF8 { return String(decoding: utf8, as: UTF8.self) }
+        guard let s = String(validating: utf8, as: UTF8.self) else { throw fail("invalid UTF-8 in string") }
         return s
     }
 }

@@ -21,41 +21,47 @@ extension StoredMessage {
         return (WireFrame(payload: ackBytes(parts)), WireFrame(payload: objectBytes(type: "message", parts)))
     }
 
-    /// The formatted values every rendering of a message holds, as JSON.
+    /// The formatted values every rendering of a message holds, as JSON, in one buffer.
     private struct SharedParts {
-        let id: [UInt8]
+        let bytes: [UInt8]
+        let id: Range<Int>
         /// Quoted.
-        let conversation: [UInt8]
+        let conversation: Range<Int>
         /// Quoted.
-        let time: [UInt8]
+        let time: Range<Int>
 
         init(_ message: StoredMessage) {
-            id = Array(String(message.id).utf8)
-            var conversation: [UInt8] = [UInt8(ascii: "\"")]
-            conversation.reserveCapacity(20)
-            appendPublicConversationId(message.conversation, to: &conversation)
-            conversation.append(UInt8(ascii: "\""))
-            self.conversation = conversation
-            var time: [UInt8] = [UInt8(ascii: "\"")]
-            time.reserveCapacity(29)
-            appendTimestamp(message.timestamp, to: &time)
-            time.append(UInt8(ascii: "\""))
-            self.time = time
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(64)
+            appendDecimal(message.id, to: &bytes)
+            id = 0..<bytes.count
+            let conversationStart = bytes.count
+            bytes.append(UInt8(ascii: "\""))
+            appendPublicConversationId(message.conversation, to: &bytes)
+            bytes.append(UInt8(ascii: "\""))
+            conversation = conversationStart..<bytes.count
+            let timeStart = bytes.count
+            bytes.append(UInt8(ascii: "\""))
+            appendTimestamp(message.timestamp, to: &bytes)
+            bytes.append(UInt8(ascii: "\""))
+            time = timeStart..<bytes.count
+            self.bytes = bytes
         }
     }
 
     private func objectBytes(type: String?, _ parts: SharedParts) -> [UInt8] {
-        var out: [UInt8] = [UInt8(ascii: "{")]
+        var out: [UInt8] = []
         out.reserveCapacity(160 + text.utf8.count)
+        out.append(UInt8(ascii: "{"))
         if let type {
             out.append(contentsOf: #""type":"#.utf8)
             appendJSONString(type, to: &out)
             out.append(UInt8(ascii: ","))
         }
         out.append(contentsOf: #""id":"#.utf8)
-        out.append(contentsOf: parts.id)
+        out.append(contentsOf: parts.bytes[parts.id])
         out.append(contentsOf: #","conversation_id":"#.utf8)
-        out.append(contentsOf: parts.conversation)
+        out.append(contentsOf: parts.bytes[parts.conversation])
         out.append(contentsOf: #","sender":"#.utf8)
         appendJSONString(sender, to: &out)
         out.append(contentsOf: #","receiver":"#.utf8)
@@ -63,7 +69,7 @@ extension StoredMessage {
         out.append(contentsOf: #","message":"#.utf8)
         appendJSONString(text, to: &out)
         out.append(contentsOf: #","timestamp":"#.utf8)
-        out.append(contentsOf: parts.time)
+        out.append(contentsOf: parts.bytes[parts.time])
         out.append(UInt8(ascii: "}"))
         return out
     }
@@ -72,13 +78,13 @@ extension StoredMessage {
         var out: [UInt8] = []
         out.reserveCapacity(128)
         out.append(contentsOf: #"{"type":"message.ack","id":"#.utf8)
-        out.append(contentsOf: parts.id)
+        out.append(contentsOf: parts.bytes[parts.id])
         out.append(contentsOf: #","conversation_id":"#.utf8)
-        out.append(contentsOf: parts.conversation)
+        out.append(contentsOf: parts.bytes[parts.conversation])
         out.append(contentsOf: #","client_id":"#.utf8)
         if let clientId { appendJSONString(clientId, to: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(contentsOf: #","timestamp":"#.utf8)
-        out.append(contentsOf: parts.time)
+        out.append(contentsOf: parts.bytes[parts.time])
         out.append(UInt8(ascii: "}"))
         return out
     }

@@ -64,6 +64,12 @@ enum Validation {
         return .success(UInt64(text) ?? .max)
     }
 
+    /// At most `limit` Unicode scalars (how Python counts characters). A scalar takes at least
+    /// one UTF-8 byte, and the byte count is known without a walk, so most texts need none.
+    static func fitsInScalars(_ text: String, _ limit: Int) -> Bool {
+        text.utf8.count <= limit || text.unicodeScalars.count <= limit
+    }
+
     /// The fields of a send (REST body or WebSocket frame), or the frame error to answer.
     static func sendFields(_ fields: [String: JSONValue]) -> Result<(receiver: String, text: String, clientId: String?), FrameError> {
         var clientId: String?
@@ -71,7 +77,7 @@ enum Validation {
             guard case let .string(s) = raw else {
                 return .failure(FrameError(code: "invalid_frame", detail: "client_id must be a string.", clientId: nil))
             }
-            guard s.unicodeScalars.count <= 64 else {
+            guard fitsInScalars(s, 64) else {
                 return .failure(FrameError(code: "invalid_frame", detail: "client_id may hold at most 64 characters.", clientId: nil))
             }
             clientId = s
@@ -85,7 +91,7 @@ enum Validation {
         guard !text.isEmpty else {
             return .failure(FrameError(code: "invalid_frame", detail: "The message is empty.", clientId: clientId))
         }
-        guard text.unicodeScalars.count <= 4096 else {
+        guard fitsInScalars(text, 4096) else {
             return .failure(FrameError(code: "message_too_long", detail: "A message may hold at most 4096 characters.", clientId: clientId))
         }
         return .success((receiver, text, clientId))

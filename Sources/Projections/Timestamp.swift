@@ -143,7 +143,7 @@ private func appendPadded(_ value: UInt64, width: Int, to out: inout [UInt8]) {
 }
 
 /// Appends the decimal digits of `value` without going through `String`.
-func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
+public func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
     var digits = 1
     var v = value
     while v >= 10 {

@@ -1,3 +1,4 @@
+import Foundation
 import API
 import NIOCore
 
@@ -37,11 +38,17 @@ struct LoadgenInbound {
         var receiver: Range<Int>?
     }
 
-    private static let typeKey = Array("type".utf8), clientIdKey = Array("client_id".utf8),
-                       codeKey = Array("code".utf8), messageKey = Array("message".utf8),
-                       receiverKey = Array("receiver".utf8)
-    private static let ackType = Array("message.ack".utf8), messageType = Array("message".utf8),
-                       errorType = Array("error".utf8)
+    /// The keys `scan` keeps, in the order of its switch.
+    private static let knownKeys: [StaticString] = ["type", "client_id", "code", "message", "receiver"]
+
+    /// Byte equality without a generic element walk (this runs twice per key of every frame).
+    private static func same(_ bytes: UnsafeRawBufferPointer, _ text: StaticString) -> Bool {
+        bytes.count == text.utf8CodeUnitCount && (bytes.isEmpty || memcmp(bytes.baseAddress!, text.utf8Start, bytes.count) == 0)
+    }
+
+    private static func same(_ bytes: UnsafeRawBufferPointer, _ other: [UInt8]) -> Bool {
+        other.withUnsafeBytes { o in bytes.count == o.count && (bytes.isEmpty || memcmp(bytes.baseAddress!, o.baseAddress!, bytes.count) == 0) }
+    }
 
     /// Nil when the frame is not a JSON object.
     init?(_ frame: ByteBuffer, run: Run) {
@@ -73,18 +80,18 @@ struct LoadgenInbound {
 
     private init(_ fields: Fields, in bytes: UnsafeRawBufferPointer, run: Run) {
         func slice(_ range: Range<Int>?) -> Slice<UnsafeRawBufferPointer>? { range.map { bytes[$0] } }
-        if let type = slice(fields.type) {
-            if type.elementsEqual(Self.ackType) {
+        if let type = slice(fields.type).map(UnsafeRawBufferPointer.init(rebasing:)) {
+            if Self.same(type, "message.ack") {
                 kind = .ack
-            } else if type.elementsEqual(Self.messageType) {
+            } else if Self.same(type, "message") {
                 kind = .message
-            } else if type.elementsEqual(Self.errorType) {
+            } else if Self.same(type, "error") {
                 kind = .error
             }
         }
         if let id = slice(fields.clientId) { sendSeq = Self.number(after: run.clientIdPrefix, in: id) }
         code = slice(fields.code).map { String(decoding: $0, as: UTF8.self) }
-        if kind == .message, let receiver = slice(fields.receiver), receiver.elementsEqual(run.username),
+        if kind == .message, let receiver = slice(fields.receiver), Self.same(UnsafeRawBufferPointer(rebasing: receiver), run.username),
            let body = slice(fields.message),
            let time = Self.number(after: run.bodyPrefix, in: body, stopAt: UInt8(ascii: " ")) {
             sentAt = UInt64(time)
@@ -93,7 +100,8 @@ struct LoadgenInbound {
 
     /// The decimal number that follows `prefix` in `bytes` (up to `stopAt` or the end).
     private static func number(after prefix: [UInt8], in bytes: Slice<UnsafeRawBufferPointer>, stopAt: UInt8? = nil) -> Int? {
-        guard bytes.count > prefix.count, bytes.starts(with: prefix) else { return nil }
+        guard bytes.count > prefix.count,
+              same(UnsafeRawBufferPointer(rebasing: bytes.prefix(prefix.count)), prefix) else { return nil }
         var value = 0
         var digits = 0
         for byte in bytes.dropFirst(prefix.count) {
@@ -161,24 +169,17 @@ struct LoadgenInbound {
             if bytes[i] == UInt8(ascii: "\"") {
                 var escaped = false
                 guard let value = string(&escaped) else { return nil }
-                let name = bytes[key]
-                let slot: WritableKeyPath<Fields, Range<Int>?>?
-                if name.elementsEqual(typeKey) {
-                    slot = \.type
-                } else if name.elementsEqual(clientIdKey) {
-                    slot = \.clientId
-                } else if name.elementsEqual(codeKey) {
-                    slot = \.code
-                } else if name.elementsEqual(messageKey) {
-                    slot = \.message
-                } else if name.elementsEqual(receiverKey) {
-                    slot = \.receiver
-                } else {
-                    slot = nil
-                }
-                if let slot {
+                let name = UnsafeRawBufferPointer(rebasing: bytes[key])
+                let known = knownKeys.firstIndex { same(name, $0) }
+                if let known {
                     if escaped { return nil }
-                    fields[keyPath: slot] = value
+                    switch known {
+                    case 0: fields.type = value
+                    case 1: fields.clientId = value
+                    case 2: fields.code = value
+                    case 3: fields.message = value
+                    default: fields.receiver = value
+                    }
                 }
             } else if !skipValue() {
                 return nil
