@@ -5,7 +5,8 @@
 #   django  ≥ 20× the Django peer's delivered/s at the same settings (scripts/compare-django.sh)
 #   users   ≥ 50,000 delivered/s with 1,000 connected users
 #   paced   ack p99 < 5 ms at 5,000 messages/s (the issue assumes a disk that fsyncs in ~0.2 ms)
-# usage: scripts/load-targets.sh [--rounds N] [--only django|users|paced] [--bin PATH]
+#   floor   the same at 100 messages/s: what the disk and idle wake-ups cost with no load at all
+# usage: scripts/load-targets.sh [--rounds N] [--only django|users|paced|floor] [--bin PATH]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=2 only="" bin=.build/release/chat-es
@@ -14,7 +15,7 @@ while (($#)); do
     --rounds) rounds=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
-    *) echo "usage: $0 [--rounds N] [--only django|users|paced] [--bin PATH]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--rounds N] [--only django|users|paced|floor] [--bin PATH]" >&2; exit 2 ;;
   esac
 done
 [[ -x $bin ]] || swift build -c release >/dev/null
@@ -68,5 +69,8 @@ print(f"django  chat-es {es:,.0f} vs django-chat {dj:,.0f} delivered/s = {es / m
   fi
   if [[ -z $only || $only == paced ]]; then
     measure paced "" --users 100 --senders 50 --rate 5000 --duration 10
+  fi
+  if [[ -z $only || $only == floor ]]; then
+    measure floor "" --users 100 --senders 50 --rate 100 --duration 10
   fi
 done
