@@ -42,12 +42,16 @@ struct LoadgenInbound {
     private static let knownKeys: [StaticString] = ["type", "client_id", "code", "message", "receiver"]
 
     /// Byte equality without a generic element walk (this runs twice per key of every frame).
+    private static func same(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        a.count == b.count && (a.isEmpty || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
+    }
+
     private static func same(_ bytes: UnsafeRawBufferPointer, _ text: StaticString) -> Bool {
-        bytes.count == text.utf8CodeUnitCount && (bytes.isEmpty || memcmp(bytes.baseAddress!, text.utf8Start, bytes.count) == 0)
+        same(bytes, UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
     private static func same(_ bytes: UnsafeRawBufferPointer, _ other: [UInt8]) -> Bool {
-        other.withUnsafeBytes { o in bytes.count == o.count && (bytes.isEmpty || memcmp(bytes.baseAddress!, o.baseAddress!, bytes.count) == 0) }
+        other.withUnsafeBytes { same(bytes, $0) }
     }
 
     /// Nil when the frame is not a JSON object.
@@ -79,8 +83,8 @@ struct LoadgenInbound {
     }
 
     private init(_ fields: Fields, in bytes: UnsafeRawBufferPointer, run: Run) {
-        func slice(_ range: Range<Int>?) -> Slice<UnsafeRawBufferPointer>? { range.map { bytes[$0] } }
-        if let type = slice(fields.type).map(UnsafeRawBufferPointer.init(rebasing:)) {
+        func slice(_ range: Range<Int>?) -> UnsafeRawBufferPointer? { range.map { UnsafeRawBufferPointer(rebasing: bytes[$0]) } }
+        if let type = slice(fields.type) {
             if Self.same(type, "message.ack") {
                 kind = .ack
             } else if Self.same(type, "message") {
@@ -91,7 +95,7 @@ struct LoadgenInbound {
         }
         if let id = slice(fields.clientId) { sendSeq = Self.number(after: run.clientIdPrefix, in: id) }
         code = slice(fields.code).map { String(decoding: $0, as: UTF8.self) }
-        if kind == .message, let receiver = slice(fields.receiver), Self.same(UnsafeRawBufferPointer(rebasing: receiver), run.username),
+        if kind == .message, let receiver = slice(fields.receiver), Self.same(receiver, run.username),
            let body = slice(fields.message),
            let time = Self.number(after: run.bodyPrefix, in: body, stopAt: UInt8(ascii: " ")) {
             sentAt = UInt64(time)
@@ -99,9 +103,8 @@ struct LoadgenInbound {
     }
 
     /// The decimal number that follows `prefix` in `bytes` (up to `stopAt` or the end).
-    private static func number(after prefix: [UInt8], in bytes: Slice<UnsafeRawBufferPointer>, stopAt: UInt8? = nil) -> Int? {
-        guard bytes.count > prefix.count,
-              same(UnsafeRawBufferPointer(rebasing: bytes.prefix(prefix.count)), prefix) else { return nil }
+    private static func number(after prefix: [UInt8], in bytes: UnsafeRawBufferPointer, stopAt: UInt8? = nil) -> Int? {
+        guard bytes.count > prefix.count, same(UnsafeRawBufferPointer(rebasing: bytes.prefix(prefix.count)), prefix) else { return nil }
         var value = 0
         var digits = 0
         for byte in bytes.dropFirst(prefix.count) {
