@@ -6,9 +6,11 @@ import Testing
 @testable import API
 @testable import EventLog
 
-/// `DurableDeliveries` and `SocketOutbox` on embedded channels: frames leave only once their
+/// `DurableDeliveries` and `SocketOutbox` on test channels: frames leave only once their
 /// seq is durable, in seq order whatever the registration order, a failed log turns acks into
-/// failure frames, and a reader that stops reading is asked to close with 1008.
+/// failure frames, and a reader that stops reading is asked to close with 1008. The channels are
+/// `NIOAsyncTestingChannel`s, whose loop may be used from any thread, as the log's writer
+/// thread does when it releases a batch (an `EmbeddedEventLoop` may not).
 @Suite struct DeliveryTests {
     final class Fixture {
         let directory = NSTemporaryDirectory() + "chat-es-delivery-" + UUID().uuidString
@@ -23,8 +25,8 @@ import Testing
 
         deinit { try? FileManager.default.removeItem(atPath: directory) }
 
-        func socket(user: UInt32, id: UInt64) -> (SocketOutbox, EmbeddedChannel) {
-            let channel = EmbeddedChannel()
+        func socket(user: UInt32, id: UInt64) -> (SocketOutbox, NIOAsyncTestingChannel) {
+            let channel = NIOAsyncTestingChannel()
             let outbox = SocketOutbox(user: user, id: id, channel: channel)
             hub.open(outbox)
             return (outbox, channel)
@@ -39,20 +41,21 @@ import Testing
         FrameError(code: "unavailable", detail: "The message could not be stored.", clientId: clientId).frame
     }
 
-    static func texts(_ channel: EmbeddedChannel) throws -> [String] {
+    /// The frames written so far, once the loop has run what was handed to it.
+    static func texts(_ channel: NIOAsyncTestingChannel) async throws -> [String] {
+        await channel.testingEventLoop.run()
         var out: [String] = []
-        while let frame = try channel.readOutbound(as: WebSocketFrame.self) {
+        while let frame = try await channel.readOutbound(as: WebSocketFrame.self) {
             out.append(String(buffer: frame.data))
         }
         return out
     }
 
     /// Runs the embedded loop until `channel` has `count` frames, or fails after 5 s.
-    static func frames(_ channel: EmbeddedChannel, count: Int) async throws -> [String] {
+    static func frames(_ channel: NIOAsyncTestingChannel, count: Int) async throws -> [String] {
         var seen: [String] = []
         for _ in 0..<500 {
-            (channel.eventLoop as! EmbeddedEventLoop).run()
-            seen += try texts(channel)
+            seen += try await texts(channel)
             if seen.count >= count { return seen }
             try await Task.sleep(for: .milliseconds(10))
         }
@@ -90,26 +93,29 @@ import Testing
                                          fanout: Fanout(users: [2], exceptSocket: nil, frame: WireFrame("msg"))))
         await #expect(throws: EventLogError.self) { try await f.log.waitUntilDurable(seq) }
         #expect(try await Self.frames(channel, count: 1) == [Self.unavailable("c1")])
-        #expect(try Self.texts(bobChannel).isEmpty, "nothing is delivered that was not stored")
+        #expect(try await Self.texts(bobChannel).isEmpty, "nothing is delivered that was not stored")
         // Later registrations fail at once too.
         f.deliveries.after(seq + 1, Delivery(reply: (alice, WireFrame("ack"), "c2")))
         #expect(try await Self.frames(channel, count: 1) == [Self.unavailable("c2")])
     }
 
     @Test func aReaderThatStopsReadingIsAskedToCloseWith1008() async throws {
-        let channel = EmbeddedChannel()
+        let channel = NIOAsyncTestingChannel()
         let outbox = SocketOutbox(user: 1, id: 1, channel: channel)
-        outbox.send("while writable")
-        channel.isWritable = false
-        for i in 0..<SocketOutbox.backlogLimit { outbox.send("backlog \(i)") }
         var requests = outbox.closeRequested.makeAsyncIterator()
-        outbox.send("one too many")
+        // On the loop, as the hub writes, so each send is written before the next line runs.
+        try await channel.testingEventLoop.executeInContext {
+            outbox.send("while writable")
+            channel.isWritable = false
+            for i in 0..<SocketOutbox.backlogLimit { outbox.send("backlog \(i)") }
+            outbox.send("one too many")
+        }
         let request = await requests.next()
         #expect(request?.0 == .policyViolation)
-        let written = try Self.texts(channel)
+        let written = try await Self.texts(channel)
         #expect(written.count == SocketOutbox.backlogLimit + 1)
         #expect(written.last == "backlog \(SocketOutbox.backlogLimit - 1)")
         outbox.send("after the end")
-        #expect(try Self.texts(channel).isEmpty)
+        #expect(try await Self.texts(channel).isEmpty)
     }
 }
