@@ -21,31 +21,29 @@ extension StoredMessage {
         return (WireFrame(payload: ackBytes(parts)), WireFrame(payload: objectBytes(type: "message", parts)))
     }
 
-    /// The formatted values every rendering of a message holds, as JSON, in one buffer.
+    /// The formatted values every rendering of a message holds, as JSON: slices of one buffer.
     private struct SharedParts {
-        let bytes: [UInt8]
-        let id: Range<Int>
+        let id: ArraySlice<UInt8>
         /// Quoted.
-        let conversation: Range<Int>
+        let conversation: ArraySlice<UInt8>
         /// Quoted.
-        let time: Range<Int>
+        let time: ArraySlice<UInt8>
 
         init(_ message: StoredMessage) {
             var bytes: [UInt8] = []
             bytes.reserveCapacity(64)
             appendDecimal(message.id, to: &bytes)
-            id = 0..<bytes.count
-            let conversationStart = bytes.count
+            let idEnd = bytes.count
             bytes.append(UInt8(ascii: "\""))
             appendPublicConversationId(message.conversation, to: &bytes)
             bytes.append(UInt8(ascii: "\""))
-            conversation = conversationStart..<bytes.count
-            let timeStart = bytes.count
+            let conversationEnd = bytes.count
             bytes.append(UInt8(ascii: "\""))
             appendTimestamp(message.timestamp, to: &bytes)
             bytes.append(UInt8(ascii: "\""))
-            time = timeStart..<bytes.count
-            self.bytes = bytes
+            id = bytes[..<idEnd]
+            conversation = bytes[idEnd..<conversationEnd]
+            time = bytes[conversationEnd...]
         }
     }
 
@@ -59,9 +57,9 @@ extension StoredMessage {
             out.append(UInt8(ascii: ","))
         }
         out.append(contentsOf: #""id":"#.utf8)
-        out.append(contentsOf: parts.bytes[parts.id])
+        out.append(contentsOf: parts.id)
         out.append(contentsOf: #","conversation_id":"#.utf8)
-        out.append(contentsOf: parts.bytes[parts.conversation])
+        out.append(contentsOf: parts.conversation)
         out.append(contentsOf: #","sender":"#.utf8)
         appendJSONString(sender, to: &out)
         out.append(contentsOf: #","receiver":"#.utf8)
@@ -69,7 +67,7 @@ extension StoredMessage {
         out.append(contentsOf: #","message":"#.utf8)
         appendJSONString(text, to: &out)
         out.append(contentsOf: #","timestamp":"#.utf8)
-        out.append(contentsOf: parts.bytes[parts.time])
+        out.append(contentsOf: parts.time)
         out.append(UInt8(ascii: "}"))
         return out
     }
@@ -78,13 +76,13 @@ extension StoredMessage {
         var out: [UInt8] = []
         out.reserveCapacity(128)
         out.append(contentsOf: #"{"type":"message.ack","id":"#.utf8)
-        out.append(contentsOf: parts.bytes[parts.id])
+        out.append(contentsOf: parts.id)
         out.append(contentsOf: #","conversation_id":"#.utf8)
-        out.append(contentsOf: parts.bytes[parts.conversation])
+        out.append(contentsOf: parts.conversation)
         out.append(contentsOf: #","client_id":"#.utf8)
         if let clientId { appendJSONString(clientId, to: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(contentsOf: #","timestamp":"#.utf8)
-        out.append(contentsOf: parts.bytes[parts.time])
+        out.append(contentsOf: parts.time)
         out.append(UInt8(ascii: "}"))
         return out
     }

@@ -51,7 +51,7 @@ import Testing
         return out
     }
 
-    /// Runs the embedded loop until `channel` has `count` frames, or fails after 5 s.
+    /// Runs the channel's loop until `channel` has `count` frames, or fails after 5 s.
     static func frames(_ channel: NIOAsyncTestingChannel, count: Int) async throws -> [String] {
         var seen: [String] = []
         for _ in 0..<500 {
