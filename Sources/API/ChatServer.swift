@@ -18,6 +18,10 @@ extension ChatService {
         var path = uri.path
         if path.count > 1, path.hasSuffix("/") { path.removeLast() }
         guard path == "/api/chat/send" else { return .dontUpgrade }
+        // Whatever ends this socket, the peer's unread bytes must not turn the close into a reset.
+        try? await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.addHandler(LingeringClose(), position: .first)
+        }.get()
         var token = uri.queryParameters["token"].map(String.init)
         if token == nil, let header = head.headerFields[.authorization] {
             let parts = header.split(separator: " ", maxSplits: 1)
