@@ -13,66 +13,62 @@ import Glibc
 /// the close frame to a reset.
 @Suite struct LingeringCloseTests {
     @Test func aClientStillSendingAnOversizedFrameFinishesItsSendAndReads1009() async throws {
-        let data = TestData()
-        let service = try await data.service()
-        try await service.application().test(.live) { client in
-            let a = try await client.account("lin")
-            let port = try #require(client.port)
-            let outcome = try await onThread {
-                let socket = try RawSocket(port: port)
-                try socket.upgrade(token: a.access)
-                let size = 1 << 20
-                try socket.send(RawSocket.maskedTextHeader(length: size))
-                // The server reads the header and closes while most of the payload is still to come.
-                var failure: Int32?
-                var sent = 0
-                while sent < size, failure == nil {
-                    let chunk = min(64 << 10, size - sent)
-                    failure = socket.trySend([UInt8](repeating: UInt8(ascii: "y"), count: chunk))
-                    sent += chunk
-                    usleep(5_000)
-                }
-                return (failure, socket.closeCode())
+        let (failure, code) = try await withUpgradedSocket(user: "lin") { socket in
+            let size = 1 << 20
+            try socket.send(RawSocket.maskedTextHeader(length: size))
+            // The server reads the header and closes while most of the payload is still to come.
+            var failure: Int32?
+            var sent = 0
+            while sent < size, failure == nil {
+                let chunk = min(64 << 10, size - sent)
+                failure = socket.trySend([UInt8](repeating: UInt8(ascii: "y"), count: chunk))
+                sent += chunk
+                usleep(5_000)
             }
-            #expect(outcome.0 == nil, "a send failed with errno \(outcome.0 ?? 0): the server reset the connection")
-            #expect(outcome.1 == 1009)
+            return (failure, socket.closeCode())
         }
-        await service.shutdown()
+        #expect(failure == nil, "a send failed with errno \(failure ?? 0): the server reset the connection")
+        #expect(code == 1009)
     }
 
     @Test func aPeerThatNeitherSendsNorClosesIsDisconnectedAfterTheTimeout() async throws {
-        let data = TestData()
-        let service = try await data.service()
-        try await service.application().test(.live) { client in
-            let a = try await client.account("mum")
-            let port = try #require(client.port)
-            let (code, early, late) = try await onThread {
-                let socket = try RawSocket(port: port)
-                try socket.upgrade(token: a.access)
-                try socket.send(RawSocket.maskedTextHeader(length: 1 << 20))
-                let code = socket.closeCode()
-                // Still lingering: bytes are read and dropped, so two sends in a row both succeed.
-                let early = socket.trySend([1]) ?? socket.trySend([2], after: 100_000)
-                usleep(UInt32(LingeringClose.timeout.nanoseconds / 1000) + 1_000_000)
-                // Gone: the first byte draws a reset, the second send reports it.
-                let late = socket.trySend([3]) ?? socket.trySend([4], after: 200_000)
-                return (code, early, late)
-            }
-            #expect(code == 1009)
-            #expect(early == nil, "the server stopped reading before its linger timeout")
-            #expect(late != nil, "the server still held the connection after its linger timeout")
+        let (code, early, late) = try await withUpgradedSocket(user: "mum") { socket in
+            try socket.send(RawSocket.maskedTextHeader(length: 1 << 20))
+            let code = socket.closeCode()
+            // Still lingering: bytes are read and dropped, so two sends in a row both succeed.
+            let early = socket.trySend([1]) ?? socket.trySend([2], after: 100_000)
+            usleep(UInt32(LingeringClose.timeout.nanoseconds / 1000) + 1_000_000)
+            // Gone: the first byte draws a reset, the second send reports it.
+            let late = socket.trySend([3]) ?? socket.trySend([4], after: 200_000)
+            return (code, early, late)
         }
-        await service.shutdown()
+        #expect(code == 1009)
+        #expect(early == nil, "the server stopped reading before its linger timeout")
+        #expect(late != nil, "the server still held the connection after its linger timeout")
     }
 }
 
-/// Runs blocking socket work on its own thread, off the cooperative pool the server's actors use.
-private func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread {
-            continuation.resume(with: Result { try work() })
+/// Starts a live server, registers `user`, upgrades a raw socket with their token and runs
+/// `work` on it on its own thread: blocking socket calls stay off the cooperative pool that
+/// the server's actors use.
+private func withUpgradedSocket<T: Sendable>(user: String, _ work: @escaping @Sendable (RawSocket) throws -> T) async throws -> T {
+    let data = TestData()
+    let service = try await data.service()
+    let result = try await service.application().test(.live) { client in
+        let account = try await client.account(user)
+        let port = try #require(client.port)
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result {
+                    let socket = try RawSocket(port: port)
+                    try socket.upgrade(token: account.access)
+                    return try work(socket)
+                })
+            }
         }
     }
+    await service.shutdown()
+    return result
 }
 
 /// A blocking TCP client that speaks just enough WebSocket to send a raw frame.
