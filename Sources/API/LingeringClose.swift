@@ -83,11 +83,10 @@ final class LingeringClose: ChannelDuplexHandler {
         completeWaiting()
     }
 
+    /// The timer and the held-back promises end in `channelInactive`, which the close brings.
     private func finish(context: ChannelHandlerContext) {
         guard case .lingering = state else { return }
         state = .closed
-        timer?.cancel()
-        timer = nil
         context.close(mode: .all, promise: nil)
     }
 
