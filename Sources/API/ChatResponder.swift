@@ -69,6 +69,8 @@ public struct ChatResponder: HTTPResponder {
         // A socket upgrade never reaches the responder; a plain GET carries no usable token.
         case .socket: throw APIError.notAuthenticated
         case .history: return try await handlers.history(captured[0])
+        case .deleteAccount: return try await handlers.deleteAccount()
+        case .exportAccount: return try await handlers.exportAccount()
         case .openAPI, .index, .appScript, .apiScript, .socketScript, .styles, .icon:
             return assets.response(for: found, request: request)
         }

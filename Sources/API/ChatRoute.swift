@@ -7,12 +7,13 @@ public enum ChatRoute: String, CaseIterable, Sendable {
     case register, login, refresh, logout
     case onlineUsers, suggestions, conversations
     case startChat, send, socket, history
+    case deleteAccount, exportAccount
     case openAPI, index, appScript, apiScript, socketScript, styles, icon
 
     /// The route's method.
     public var method: HTTPRequest.Method {
         switch self {
-        case .register, .login, .refresh, .logout, .startChat, .send: .post
+        case .register, .login, .refresh, .logout, .startChat, .send, .deleteAccount: .post
         default: .get
         }
     }
@@ -33,6 +34,8 @@ public enum ChatRoute: String, CaseIterable, Sendable {
         case .startChat: "/api/chat/start/"
         case .send, .socket: "/api/chat/send/"
         case .history: "/api/chat/{conversation_id}/messages/"
+        case .deleteAccount: "/api/account/delete/"
+        case .exportAccount: "/api/account/export/"
         case .openAPI: "/openapi.json"
         case .index: "/"
         case .appScript: "/web/app.js"

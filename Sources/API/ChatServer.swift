@@ -47,17 +47,21 @@ extension ChatService {
 
     private func serveSocket(user: VerifiedToken, channel: any Channel, ledger: Ledger, deliveries: DurableDeliveries,
                              inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
-        let opened: (socketId: UInt64, seq: UInt64, presence: Fanout?)
+        let opened: (outbox: SocketOutbox, seq: UInt64, presence: Fanout?)
         do {
-            opened = try await ledger.socketOpened(userId: user.userId)
+            // The session may have ended since the upgrade was decided.
+            guard let result = try await ledger.socketOpened(user, channel: channel) else {
+                try? await outbound.close(.unknown(4401), reason: "session ended")
+                return
+            }
+            opened = result
             try await durable(opened.seq)
         } catch {
             try? await outbound.close(.unexpectedServerError, reason: "storage unavailable")
             return
         }
         metrics.socketsOpened.increment()
-        let outbox = SocketOutbox(user: user.userId, id: opened.socketId, channel: channel)
-        hub.open(outbox)
+        let outbox = opened.outbox
         if isStopping { outbox.goAway() }
         if let presence = opened.presence { hub.deliver(presence) }
         let session = SocketSession(service: self, ledger: ledger, deliveries: deliveries, user: user,
@@ -65,10 +69,10 @@ extension ChatService {
         do {
             try await session.run(inbound: inbound)
         } catch {
-            logger.debug("socket \(opened.socketId) ended: \(error)")
+            logger.debug("socket \(outbox.id) ended: \(error)")
         }
         hub.close(outbox)
-        if let closed = try? await ledger.socketClosed(userId: user.userId, socketId: opened.socketId) {
+        if let closed = try? await ledger.socketClosed(userId: user.userId, socketId: outbox.id) {
             try? await durable(closed.seq)
             if let presence = closed.presence { hub.deliver(presence) }
         }

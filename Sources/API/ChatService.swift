@@ -2,6 +2,7 @@ import EventLog
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import NIOPosix
 import Projections
 
 /// The running service behind the routes: the Ledger once replay is done, tokens, passwords,
@@ -11,6 +12,8 @@ public final class ChatService: @unchecked Sendable {
     let tokens: TokenService
     let hasher: PasswordHasher
     public let hub = Hub()
+    /// Wakes `expireSessions` at the next session expiry.
+    let expiryTimer = SessionExpiryTimer()
     let userFailures: RateLimiter
     let addressFailures: RateLimiter
     let metrics = ServiceMetrics()
@@ -35,8 +38,10 @@ public final class ChatService: @unchecked Sendable {
     /// Socket frames waiting for their events to be durable; set with the Ledger.
     var deliveries: DurableDeliveries? { lock.withLock { _deliveries } }
 
-    /// Opens the log, replays it into the views (reporting progress), appends `ServerStarted`,
-    /// and starts serving.
+    /// Opens the log, replays it into the views (reporting progress), opens the key store and
+    /// finishes erasures a crash interrupted, appends `ServerStarted`, and starts serving.
+    /// Refuses a log from before personal fields were encrypted, naming the command that
+    /// rewrites it.
     public func start() async throws {
         let logDir = config.dataDirectory + "/log"
         guard let durability = Durability(parsing: config.durability) else {
@@ -57,7 +62,14 @@ public final class ChatService: @unchecked Sendable {
         })
         let seconds = Date().timeIntervalSince(started)
         logger.info("replayed \(total) events in \(String(format: "%.2f", seconds)) s; \(views.users.count) users, \(views.conversations.messageCount) messages")
-        let ledger = Ledger(log: log, views: views, settings: LedgerSettings(refreshLifetime: config.refreshLifetime))
+        if views.plaintextRecords > 0 {
+            await log.close()
+            throw StartError.plaintextLog(dataDirectory: config.dataDirectory, records: views.plaintextRecords)
+        }
+        let keys = try openKeyStore(views: views)
+        let timer = expiryTimer
+        let ledger = Ledger(log: log, views: views, settings: LedgerSettings(refreshLifetime: config.refreshLifetime),
+                            keys: keys, hub: hub, expiryScheduled: { timer.schedule(at: $0) })
         let seq = try await ledger.startEpoch()
         try await log.waitUntilDurable(seq)
         let deliveries = DurableDeliveries(log: log, hub: hub, metrics: metrics)
@@ -65,11 +77,45 @@ public final class ChatService: @unchecked Sendable {
             _ledger = ledger
             _deliveries = deliveries
         }
+        timer.start { [weak self] in
+            guard let self else { return }
+            Task { await self.expireSessions() }
+        }
+        await expireSessions()
         logger.info("serving on \(config.host):\(config.port)")
+    }
+
+    /// The key store, with every active user's key present and no key left of an erased user
+    /// (a crash between an erasure's event and its key's destruction, or a key store restored
+    /// from an older backup) nor of a registration that never reached the log.
+    private func openKeyStore(views: ProjectionSet) throws -> KeyStore {
+        let master = try config.masterKey
+            ?? MasterKey.load(dataDirectory: config.dataDirectory, environment: [:], create: true)!
+        let keys = try KeyStore.open(dataDirectory: config.dataDirectory, master: master)
+        let missing = (0..<UInt32(views.users.count)).map { $0 + 1 }.filter { views.users.isActive($0) && !keys.hasKey($0) }
+        if !missing.isEmpty {
+            throw StartError.missingKeys(directory: keys.directory, users: missing)
+        }
+        let leftover = keys.userIds.filter { !views.users.isActive($0) }
+        if !leftover.isEmpty {
+            try keys.destroy(leftover)
+            logger.notice("key store: destroyed \(leftover.count) keys of deleted accounts or unfinished registrations")
+        }
+        return keys
+    }
+
+    /// Ends the sessions that expired and re-arms the timer for the next expiry.
+    func expireSessions() async {
+        guard let ledger else { return }
+        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        let (presence, next) = await ledger.expireDue(now: now)
+        for fanout in presence { hub.deliver(fanout) }
+        if let next { expiryTimer.schedule(at: next) }
     }
 
     /// Closes every socket and flushes the log.
     public func shutdown() async {
+        expiryTimer.cancel()
         beginShutdown()
         if let ledger { await ledger.log.close() }
     }
@@ -83,6 +129,18 @@ public final class ChatService: @unchecked Sendable {
     var logPosition: UInt64 {
         if let ledger { return ledger.log.durableSeq }
         return lock.withLock { _replayed }
+    }
+
+    /// The crash test hook: dies at once, as `kill -9` would, if `config.crashPoint` names `point`.
+    func crashPoint(_ point: String) {
+        guard config.crashPoint == point else { return }
+        logger.notice("crash point \(point): killing the process")
+        kill(getpid(), SIGKILL)
+    }
+
+    /// Destroys `user`'s key in the key store's files (blocking I/O, on NIO's thread pool).
+    func destroyKey(of user: UInt32, in keys: KeyStore) async throws {
+        try await NIOThreadPool.singleton.runIfActive { try keys.destroy([user]) }
     }
 
     /// Waits until `seq` is durable; a failed writer turns into 503.
@@ -99,19 +157,40 @@ public final class ChatService: @unchecked Sendable {
     }
 }
 
-/// Loads `CHAT_ES_SECRET`, or the key kept in `<data>/secret` (created once, mode 0600).
+/// Loads `CHAT_ES_SECRET`, or the key kept in `<data>/secret` (created once, mode 0600). Either
+/// must hold at least 32 bytes (`SecretMaterial`); a shorter one is refused, never replaced.
 public func loadSecret(dataDirectory: String, environment: [String: String]) throws -> [UInt8] {
-    if let secret = environment["CHAT_ES_SECRET"], !secret.isEmpty { return Array(secret.utf8) }
+    if let secret = environment["CHAT_ES_SECRET"], !secret.isEmpty {
+        return try SecretMaterial.bytes(of: secret, source: "CHAT_ES_SECRET")
+    }
     let path = dataDirectory + "/secret"
-    if let data = FileManager.default.contents(atPath: path), data.count >= 32 {
-        return Array(data)
+    if let data = FileManager.default.contents(atPath: path) {
+        return try SecretMaterial.bytes(of: String(decoding: data, as: UTF8.self), source: path)
     }
     try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-    var rng = SystemRandomNumberGenerator()
-    let hex = Array("0123456789abcdef")
-    let secret = Array(String((0..<64).map { _ in hex[Int(rng.next(upperBound: UInt32(16)))] }).utf8)
+    let secret = Array(SecretMaterial.randomHex().utf8)
     let temp = path + ".tmp"
     _ = FileManager.default.createFile(atPath: temp, contents: Data(secret), attributes: [.posixPermissions: 0o600])
     _ = rename(temp, path)
-    return secret
+    return try SecretMaterial.bytes(of: String(decoding: secret, as: UTF8.self), source: path)
+}
+
+/// Why `serve` will not start on a data directory; each message says what to do.
+public enum StartError: Error, CustomStringConvertible {
+    case plaintextLog(dataDirectory: String, records: UInt64)
+    case missingKeys(directory: String, users: [UInt32])
+
+    public var description: String {
+        switch self {
+        case let .plaintextLog(dir, records):
+            return "\(dir)/log was written before personal fields were encrypted (\(records) plaintext records), "
+                + "so deleting an account could not erase them. Rewrite it once, offline, with "
+                + "`chat-es migrate --from \(dir) --to \(dir)-encrypted`, serve the new directory, and destroy the old one."
+        case let .missingKeys(dir, users):
+            let shown = users.prefix(10).map(String.init).joined(separator: ", ")
+            return "the key store \(dir) has no key for \(users.count) active users (\(shown)\(users.count > 10 ? ", …" : "")): "
+                + "their names and messages cannot be read. Was it restored from a backup older than the log? "
+                + "Restore the newest copy of \(dir) (see README, \"Keys and backups\")."
+        }
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import Projections
 
 /// Open sockets by user. Frames for many sockets are grouped by event loop and written with
 /// one hop per loop; each socket bounds its own backlog (see `SocketOutbox`), so a slow reader
@@ -7,6 +8,7 @@ import NIOCore
 public final class Hub: @unchecked Sendable {
     private let lock = NSLock()
     private var sockets: [UInt32: [UInt64: SocketOutbox]] = [:]
+    private var bySession: [TokenID: [UInt64: SocketOutbox]] = [:]
     private var total = 0
     private var writers: [ObjectIdentifier: LoopWriter] = [:]
 
@@ -15,6 +17,7 @@ public final class Hub: @unchecked Sendable {
     func open(_ outbox: SocketOutbox) {
         lock.withLock {
             sockets[outbox.user, default: [:]][outbox.id] = outbox
+            bySession[outbox.session, default: [:]][outbox.id] = outbox
             total += 1
         }
     }
@@ -23,9 +26,19 @@ public final class Hub: @unchecked Sendable {
         lock.withLock {
             guard sockets[outbox.user]?.removeValue(forKey: outbox.id) != nil else { return }
             if sockets[outbox.user]?.isEmpty == true { sockets[outbox.user] = nil }
+            bySession[outbox.session]?.removeValue(forKey: outbox.id)
+            if bySession[outbox.session]?.isEmpty == true { bySession[outbox.session] = nil }
             total -= 1
         }
         outbox.finish()
+    }
+
+    /// Silences every socket of these sessions and closes them with 4401. The Ledger calls this
+    /// when it decides the end, before any later frame can be handed to the hub.
+    func endSessions(_ ids: [TokenID]) {
+        guard !ids.isEmpty else { return }
+        let ended = lock.withLock { ids.flatMap { (bySession[$0] ?? [:]).values } }
+        for outbox in ended { outbox.sessionEnded() }
     }
 
     func deliver(_ fanout: Fanout) {

@@ -1,21 +1,44 @@
 import EventLog
 import Foundation
+import HeapModule
+import NIOCore
 import Projections
 
 /// The one decider: checks each command against the views, turns it into events, applies
 /// them and hands them to the log, all in one order, so a replay reaches the same decisions.
 /// Callers wait for `log.waitUntilDurable(seq)` before they answer.
+///
+/// Personal fields are sealed here, under the owner's data key from `keys`, before they reach
+/// an event; names are opened on first use and kept in memory (never in the views).
 public actor Ledger {
     public nonisolated let log: EventLog
+    public nonisolated let keys: KeyStore
     public private(set) var views: ProjectionSet
     let settings: LedgerSettings
-    private var nextSocketId: UInt64 = 1
+    /// Open sockets; sessions that end are told to it from inside the actor, so no frame
+    /// decided later reaches their sockets.
+    nonisolated let hub: Hub
+    var nextSocketId: UInt64 = 1
+    /// Decrypted usernames by `id - 1`, filled on first use: a start never opens every name.
+    var nameCache: [String?] = []
+    /// Unended sessions by expiry (stale entries, left by a refresh or an end, are skipped).
+    var expiries = Heap<SessionExpiry>()
+    /// Told of each new expiry, so the timer can wake for it.
+    let expiryScheduled: @Sendable (Int64) -> Void
 
-    public init(log: EventLog, views: ProjectionSet, settings: LedgerSettings) {
+    /// How a deleted user reads to everyone else.
+    static let deletedName = "[deleted]"
+
+    public init(log: EventLog, views: ProjectionSet, settings: LedgerSettings, keys: KeyStore, hub: Hub,
+                expiryScheduled: @escaping @Sendable (Int64) -> Void = { _ in }) {
         self.log = log
         self.views = views
         self.settings = settings
+        self.keys = keys
+        self.hub = hub
+        self.expiryScheduled = expiryScheduled
         self.nextSocketId = (views.presence.epoch << 32) | 1
+        for s in views.sessions.unendedSessions { expiries.insert(SessionExpiry(at: s.expiresAt, session: s.sessionId)) }
     }
 
     var nowMicros: Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
@@ -35,81 +58,60 @@ public actor Ledger {
     public func startEpoch() throws -> UInt64 {
         let epoch = views.presence.epoch + 1
         nextSocketId = (epoch << 32) | 1
+        if let first = expiries.min { expiryScheduled(first.at) }
         return try commit([.serverStarted(ServerStarted(epoch: epoch))])
     }
 
-    // MARK: accounts and sessions
+    // MARK: names
 
-    func register(username: String, passwordHash: String) throws -> (UInt32, UInt64) {
-        if views.users.userId(named: username) != nil {
-            throw APIError(.conflict, "username_taken", "A user with that username already exists.")
-        }
-        let id = views.users.nextUserId
-        let seq = try commit([.userRegistered(UserRegistered(userId: id, username: username, passwordHash: passwordHash))])
-        return (id, seq)
+    /// The name others see: the registered spelling, or `[deleted]` once erased.
+    func name(of id: UInt32) -> String {
+        guard let user = views.users.user(id) else { return "" }
+        if user.erased { return Self.deletedName }
+        if let plain = user.plainUsername { return plain }
+        let slot = Int(id) - 1
+        if slot < nameCache.count, let cached = nameCache[slot] { return cached }
+        // Every durable registration has a key (start-up checks), so this only fails on a
+        // damaged key store; the user then reads as deleted rather than failing every read.
+        guard let fields = account(of: id) else { return Self.deletedName }
+        remember(fields.username, for: id)
+        return fields.username
     }
 
-    func credentials(of username: String) -> (id: UInt32, name: String, hash: String)? {
-        guard let id = views.users.userId(named: username), let user = views.users.user(id) else { return nil }
-        return (id, user.username, user.passwordHash)
+    /// The opened name and password hash of an active user.
+    func account(of id: UInt32) -> AccountFields? {
+        guard let box = views.users.user(id)?.sealedAccount, let key = keys.key(for: id),
+              let plain = try? SealedBox.open(box, field: .account, owner: id, key: key) else { return nil }
+        return try? AccountFields(bytes: plain)
     }
 
-    func login(userId: UInt32) throws -> (session: TokenID, jti: TokenID, seq: UInt64, presence: Fanout?) {
-        let now = nowMicros
-        let before = presenceState(userId, now: now)
-        let session = TokenID.random()
-        let jti = TokenID.random()
-        let seq = try commit([.userLoggedIn(UserLoggedIn(
-            userId: userId, sessionId: session, refreshJti: jti,
-            expiresAt: now + settings.refreshLifetime * 1_000_000))])
-        return (session, jti, seq, presenceChange(userId, from: before))
+    func remember(_ name: String?, for id: UInt32) {
+        let slot = Int(id) - 1
+        if slot >= nameCache.count { nameCache.append(contentsOf: repeatElement(nil, count: slot + 1 - nameCache.count)) }
+        nameCache[slot] = name
     }
 
-    /// True while the session of an access token is open and belongs to its user.
-    func isLive(_ token: VerifiedToken) -> Bool {
-        guard let session = views.sessions.session(token.sessionId) else { return false }
-        return session.userId == token.userId && session.isOpen(now: nowMicros)
-    }
-
-    enum RefreshOutcome {
-        case rotated(newJti: TokenID, seq: UInt64)
-        case reuseDetected(seq: UInt64, presence: Fanout?)
-        case invalid
-    }
-
-    func refresh(_ token: VerifiedToken) throws -> RefreshOutcome {
-        let now = nowMicros
-        guard let session = views.sessions.session(token.sessionId), session.userId == token.userId,
-              session.isOpen(now: now) else { return .invalid }
-        if token.jti != session.currentJti {
-            let before = presenceState(token.userId, now: now)
-            let seq = try commit([.sessionRevoked(SessionRevoked(sessionId: token.sessionId, retiredJti: token.jti))])
-            return .reuseDetected(seq: seq, presence: presenceChange(token.userId, from: before))
-        }
-        let newJti = TokenID.random()
-        let seq = try commit([.tokenRefreshed(TokenRefreshed(
-            sessionId: token.sessionId, retiredJti: token.jti, newJti: newJti,
-            expiresAt: now + settings.refreshLifetime * 1_000_000))])
-        return .rotated(newJti: newJti, seq: seq)
-    }
-
-    func logout(userId: UInt32, refresh: VerifiedToken) throws -> (seq: UInt64, presence: Fanout?)? {
-        let now = nowMicros
-        guard refresh.userId == userId, let session = views.sessions.session(refresh.sessionId),
-              session.userId == userId, session.isOpen(now: now), session.currentJti == refresh.jti else { return nil }
-        let before = presenceState(userId, now: now)
-        let seq = try commit([.userLoggedOut(UserLoggedOut(sessionId: refresh.sessionId))])
-        return (seq, presenceChange(userId, from: before))
+    /// The active user called `username` (case-insensitive); nil for unknown or deleted.
+    func activeUserId(named username: String) -> UInt32? {
+        let id = views.users.userId(nameKey: keys.nameIndex.nameKey(for: username)) ?? views.users.userId(named: username)
+        guard let id, views.users.isActive(id) else { return nil }
+        return id
     }
 
     // MARK: sockets and presence
 
-    func socketOpened(userId: UInt32) throws -> (socketId: UInt64, seq: UInt64, presence: Fanout?) {
+    /// Opens a socket of a live session: the outbox joins the hub inside the actor, so a
+    /// session end decided after this call always finds it. Nil if the session has ended.
+    func socketOpened(_ token: VerifiedToken, channel: any Channel) throws -> (outbox: SocketOutbox, seq: UInt64, presence: Fanout?)? {
+        guard isLive(token) else { return nil }
+        let userId = token.userId
         let before = presenceState(userId, now: nowMicros)
         let socketId = nextSocketId
         nextSocketId += 1
         let seq = try commit([.socketConnected(SocketConnected(userId: userId, socketId: socketId))])
-        return (socketId, seq, presenceChange(userId, from: before))
+        let outbox = SocketOutbox(user: userId, session: token.sessionId, id: socketId, channel: channel)
+        hub.open(outbox)
+        return (outbox, seq, presenceChange(userId, from: before))
     }
 
     func socketClosed(userId: UInt32, socketId: UInt64) throws -> (seq: UInt64, presence: Fanout?) {
@@ -118,204 +120,22 @@ public actor Ledger {
         return (seq, presenceChange(userId, from: before))
     }
 
-    private func presenceState(_ userId: UInt32, now: Int64) -> (online: Bool, connected: Bool) {
+    func presenceState(_ userId: UInt32, now: Int64) -> (online: Bool, connected: Bool) {
         (views.isOnline(userId, now: now), views.isConnected(userId))
     }
 
     /// The presence frame for the user's friends, when online or connected changed.
-    private func presenceChange(_ userId: UInt32, from before: (online: Bool, connected: Bool)) -> Fanout? {
+    func presenceChange(_ userId: UInt32, from before: (online: Bool, connected: Bool)) -> Fanout? {
         let after = presenceState(userId, now: nowMicros)
-        guard after != before, let name = views.users.username(of: userId) else { return nil }
+        guard after != before, views.users.exists(userId) else { return nil }
+        return presenceFrame(userId, online: after.online, connected: after.connected)
+    }
+
+    func presenceFrame(_ userId: UInt32, online: Bool, connected: Bool) -> Fanout? {
         let friends = Array(views.friendship.friends(of: userId))
         guard !friends.isEmpty else { return nil }
-        let frame = "{\"type\":\"presence\",\"user\":\(jsonQuoted(name)),\"online\":\(after.online),\"connected\":\(after.connected)}"
+        let frame = "{\"type\":\"presence\",\"user\":\(jsonQuoted(name(of: userId))),\"online\":\(online),\"connected\":\(connected)}"
         return Fanout(users: friends, exceptSocket: nil, frame: WireFrame(frame))
-    }
-
-    // MARK: conversations and messages
-
-    enum Receiver: Sendable {
-        case name(String)
-        case id(UInt32)
-        /// A digit string: a username first, else a user id.
-        case nameOrId(String, UInt32?)
-    }
-
-    func resolve(_ receiver: Receiver) -> UInt32? {
-        switch receiver {
-        case let .name(name): return views.users.userId(named: name)
-        case let .id(id): return views.users.exists(id) ? id : nil
-        case let .nameOrId(name, id):
-            if let byName = views.users.userId(named: name) { return byName }
-            if let id, views.users.exists(id) { return id }
-            return nil
-        }
-    }
-
-    func startChat(from userId: UInt32, with receiver: Receiver) throws -> (conversation: UInt32, created: Bool, seq: UInt64?, participants: [(UInt32, String)]) {
-        guard let other = resolve(receiver) else { throw APIError(.notFound, "user_not_found", "Receiver not found.") }
-        guard other != userId else { throw APIError.invalid("receiver_id", "You cannot start a chat with yourself.") }
-        let names = [(userId, views.users.username(of: userId) ?? ""), (other, views.users.username(of: other) ?? "")]
-        if let existing = views.conversations.conversation(between: userId, other) {
-            return (existing, false, nil, names)
-        }
-        let number = views.conversations.nextConversationNumber
-        let seq = try commit([.chatStarted(ChatStarted(conversation: number, userA: userId, userB: other))])
-        return (number, true, seq, names)
-    }
-
-    /// A message send: a rejection (error code), a repeat of a stored client id, or a new message.
-    enum SendOutcome: Sendable {
-        case rejected(code: String, detail: String)
-        case duplicate(StoredMessage)
-        case stored(StoredMessage)
-    }
-
-    /// `onStored` runs inside the Ledger right after a new message is decided, with the users
-    /// whose sockets get it, so callers register its deliveries in seq order (no later
-    /// message's frames can overtake it).
-    func send(from sender: UInt32, to receiverName: String, text: String, clientId: String?,
-              onStored: (@Sendable (StoredMessage, [UInt32]) -> Void)? = nil) async throws -> SendOutcome {
-        guard let receiver = views.users.userId(named: receiverName) else {
-            return .rejected(code: "unknown_receiver", detail: "No user named \(receiverName).")
-        }
-        guard receiver != sender else { return .rejected(code: "invalid_frame", detail: "You cannot send a message to yourself.") }
-        guard let conversation = views.conversations.conversation(between: sender, receiver) else {
-            return .rejected(code: "chat_not_started", detail: "Start a chat with /api/chat/start/ first.")
-        }
-        if let clientId, let stored = try await storedMessage(sender: sender, clientId: clientId) {
-            return .duplicate(stored)
-        }
-        let seq = try commit([.messageSent(MessageSent(
-            conversation: conversation, senderId: sender, receiverId: receiver, text: text, clientId: clientId))])
-        let stored = StoredMessage(
-            id: seq, conversation: conversation, sender: views.users.username(of: sender) ?? "",
-            receiver: views.users.username(of: receiver) ?? receiverName,
-            text: text, timestamp: views.lastTimestamp, clientId: clientId)
-        onStored?(stored, [receiver, sender])
-        return .stored(stored)
-    }
-
-    /// One send of a batch: `onStored` as in `send(from:to:text:clientId:onStored:)`.
-    struct SendRequest: Sendable {
-        let receiver: String
-        let text: String
-        let clientId: String?
-        let onStored: @Sendable (StoredMessage, [UInt32]) -> Void
-    }
-
-    /// A socket's sends decided in order in one actor turn (one hop for the whole batch).
-    func send(_ batch: [SendRequest], from sender: UInt32) async -> [Result<SendOutcome, any Error>] {
-        var outcomes: [Result<SendOutcome, any Error>] = []
-        outcomes.reserveCapacity(batch.count)
-        for request in batch {
-            do {
-                outcomes.append(.success(try await send(
-                    from: sender, to: request.receiver, text: request.text, clientId: request.clientId,
-                    onStored: request.onStored)))
-            } catch {
-                outcomes.append(.failure(error))
-            }
-        }
-        return outcomes
-    }
-
-    /// The message `sender` already stored under `clientId`, if any. The view's index knows a
-    /// message from the moment it is decided; a candidate not yet durable is waited for before
-    /// it is read back and compared, so a retry racing its original is matched, never stored twice.
-    /// Waiting suspends the actor, and a twin of this send may be stored meanwhile: so after a
-    /// wait the candidates are looked up again, and only a pass that did not wait says "new".
-    private func storedMessage(sender: UInt32, clientId: String) async throws -> StoredMessage? {
-        var ruledOut = Set<UInt64>()
-        while true {
-            var waited = false
-            for seq in views.conversations.messageSeqCandidates(sender: sender, clientId: clientId)
-            where !ruledOut.contains(seq) {
-                if seq > log.durableSeq {
-                    try await log.waitUntilDurable(seq)
-                    waited = true
-                }
-                let m = try message(at: seq)
-                if m.clientId == clientId, m.senderId == sender { return m }
-                ruledOut.insert(seq)
-            }
-            if !waited { return nil }
-        }
-    }
-
-    /// A stored message read back from the log.
-    func message(at seq: UInt64) throws -> StoredMessage {
-        let record = try log.read(seq: seq)
-        guard case let .messageSent(m) = try Event.decode(record) else { throw EventLogError.notFound(seq) }
-        return StoredMessage(id: seq, conversation: m.conversation,
-                             sender: views.users.username(of: m.senderId) ?? "",
-                             receiver: views.users.username(of: m.receiverId) ?? "",
-                             text: m.text, timestamp: record.timestamp, clientId: m.clientId, senderId: m.senderId)
-    }
-
-    // MARK: reads
-
-    func onlineUsers(limit: Int, offset: Int) -> (count: Int, entries: [String]) {
-        let now = nowMicros
-        let ids = views.onlineUsers(now: now)
-        let page = offset >= ids.count ? [] : Array(ids[offset..<min(ids.count, offset + limit)])
-        let entries = page.compactMap { id -> String? in
-            guard let user = views.users.user(id) else { return nil }
-            let lastLogin = user.lastLogin.map { jsonQuoted(formatTimestamp($0)) } ?? "null"
-            return "{\"id\":\(id),\"username\":\(jsonQuoted(user.username)),\"last_login\":\(lastLogin),\"connected\":\(views.isConnected(id))}"
-        }
-        return (ids.count, entries)
-    }
-
-    func userExists(_ id: UInt32) -> Bool { views.users.exists(id) }
-
-    func suggestions(for userId: UInt32, limit: Int) -> [String] {
-        views.suggestions(for: userId, limit: limit).compactMap { s in
-            guard let name = views.users.username(of: s.userId) else { return nil }
-            return "{\"id\":\(s.userId),\"username\":\(jsonQuoted(name)),\"mutual_friends\":\(s.mutualFriends),\"score\":\(s.score)}"
-        }
-    }
-
-    enum HistoryOutcome {
-        case notFound
-        case forbidden
-        case page([StoredMessage], more: Bool)
-    }
-
-    func history(of conversation: UInt32, for userId: UInt32, after: UInt64, limit: Int) async throws -> HistoryOutcome {
-        guard let info = views.conversations.conversation(conversation) else { return .notFound }
-        guard info.involves(userId) else { return .forbidden }
-        let seqs = views.conversations.messages(in: conversation, after: after, limit: limit + 1)
-        let page = Array(seqs.prefix(limit))
-        try await untilDurable(page.last)
-        return .page(try page.map { try message(at: $0) }, more: seqs.count > limit)
-    }
-
-    func conversations(of userId: UInt32) async throws -> [String] {
-        let infos = views.conversations.conversationsByRecency(of: userId).compactMap { views.conversations.conversation($0) }
-        try await untilDurable(infos.compactMap(\.lastMessageSeq).max())
-        return try infos.map { info in
-            let last = try info.lastMessageSeq.map { try message(at: $0).json } ?? "null"
-            return "{\"conversation_id\":\(jsonQuoted(info.id)),\"participants\":\(participantsJSON(info.userA, info.userB)),\"last_message\":\(last),\"message_count\":\(info.messageCount)}"
-        }
-    }
-
-    /// Views know a message from the moment it is decided; the log serves it once its batch is
-    /// durable, which is also when its sender hears of it. A read that lists such a message
-    /// waits for that (one fsync at most) instead of failing or showing what could still be lost.
-    private func untilDurable(_ seq: UInt64?) async throws {
-        guard let seq, seq > log.durableSeq else { return }
-        try await log.waitUntilDurable(seq)
-    }
-
-    func participantsJSON(_ a: UInt32, _ b: UInt32) -> String {
-        "[" + [a, b].map { "{\"id\":\($0),\"username\":\(jsonQuoted(views.users.username(of: $0) ?? ""))}" }.joined(separator: ",") + "]"
-    }
-
-    func messagesOfUser(_ userId: UInt32, after: UInt64, limit: Int) async throws -> [StoredMessage] {
-        let seqs = views.conversations.messageSeqs(forUser: userId, after: after, limit: limit)
-        try await untilDurable(seqs.last)
-        return try seqs.map { try message(at: $0) }
     }
 }
 
@@ -327,21 +147,17 @@ public struct LedgerSettings: Sendable {
     public init(refreshLifetime: Int64) { self.refreshLifetime = refreshLifetime }
 }
 
+/// When a session's refresh token expires (µs), for the expiry timer.
+struct SessionExpiry: Comparable {
+    var at: Int64
+    var session: TokenID
+
+    static func < (a: SessionExpiry, b: SessionExpiry) -> Bool { (a.at, a.session) < (b.at, b.session) }
+}
+
 /// A frame for every open socket of `users` (but one).
 struct Fanout: Sendable {
     var users: [UInt32]
     var exceptSocket: UInt64?
     var frame: WireFrame
-}
-
-/// A message as clients see it.
-struct StoredMessage: Sendable {
-    var id: UInt64
-    var conversation: UInt32
-    var sender: String
-    var receiver: String
-    var text: String
-    var timestamp: Int64
-    var clientId: String?
-    var senderId: UInt32 = 0
 }

@@ -2,6 +2,7 @@ import Projections
 
 /// How a message is written for clients: the REST object (`json`), the receivers' `message`
 /// frame and the sender's `message.ack`. One renderer, to bytes; the string forms decode them.
+/// A message whose sender deleted their account has `"message": null, "erased": true`.
 extension StoredMessage {
     var json: String { String(decoding: objectBytes(type: nil, SharedParts(self)), as: UTF8.self) }
 
@@ -49,7 +50,7 @@ extension StoredMessage {
 
     private func objectBytes(type: String?, _ parts: SharedParts) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(160 + text.utf8.count)
+        out.reserveCapacity(176 + (text?.utf8.count ?? 0))
         out.append(UInt8(ascii: "{"))
         if let type {
             out.append(contentsOf: #""type":"#.utf8)
@@ -65,7 +66,12 @@ extension StoredMessage {
         out.append(contentsOf: #","receiver":"#.utf8)
         appendJSONString(receiver, to: &out)
         out.append(contentsOf: #","message":"#.utf8)
-        appendJSONString(text, to: &out)
+        if let text {
+            appendJSONString(text, to: &out)
+            out.append(contentsOf: #","erased":false"#.utf8)
+        } else {
+            out.append(contentsOf: #"null,"erased":true"#.utf8)
+        }
         out.append(contentsOf: #","timestamp":"#.utf8)
         out.append(contentsOf: parts.time)
         out.append(UInt8(ascii: "}"))

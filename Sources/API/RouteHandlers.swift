@@ -51,7 +51,7 @@ struct RouteHandlers {
         }
         guard errors.isEmpty, let username, let password else { throw APIError.invalid(errors) }
         let ledger = try ledger
-        if await ledger.credentials(of: username) != nil {
+        if await ledger.isNameTaken(username) {
             throw APIError(.conflict, "username_taken", "A user with that username already exists.")
         }
         let hash = try await service.hasher.hash(password)
@@ -226,7 +226,7 @@ struct RouteHandlers {
         default:
             throw APIError.invalid("receiver_id", "A valid integer or username is required.")
         }
-        let started = try await ledger.startChat(from: me.userId, with: receiver)
+        let started = try await ledger.startChat(from: me, with: receiver)
         try await service.durable(started.seq)
         let participants = started.participants.map { "{\"id\":\($0.0),\"username\":\(jsonQuoted($0.1))}" }.joined(separator: ",")
         return Response.json(
@@ -243,12 +243,14 @@ struct RouteHandlers {
         case let .success(p): parsed = p
         }
         guard let deliveries = service.deliveries else { throw APIError.unavailable }
-        let outcome = try await ledger.send(from: me.userId, to: parsed.receiver, text: parsed.text, clientId: parsed.clientId) {
+        let outcome = try await ledger.send(from: me, to: parsed.receiver, text: parsed.text, clientId: parsed.clientId) {
             message, deliverTo in
             deliveries.after(message.id, Delivery(
                 fanout: Fanout(users: deliverTo, exceptSocket: nil, frame: message.messageWireFrame), storesMessage: true))
         }
         switch outcome {
+        case .rejected("session_ended", _):
+            throw APIError.tokenNotValid
         case let .rejected(code, detail):
             let status: HTTPResponse.Status = code == "unknown_receiver" ? .notFound : code == "chat_not_started" ? .conflict : .badRequest
             throw APIError(status, code, detail)

@@ -1,3 +1,5 @@
+import Projections
+
 /// Everything `serve` can be told.
 public struct ServerConfig: Sendable {
     public var dataDirectory: String
@@ -14,13 +16,18 @@ public struct ServerConfig: Sendable {
     public var loginFailuresPerUser: Double
     public var loginFailuresPerAddress: Double
     public var secret: [UInt8]
+    /// The master key of the key store; nil: `<data>/master-key` (created once).
+    public var masterKey: MasterKey?
+    /// Test hook (`CHAT_ES_CRASH_POINT`): the process kills itself with SIGKILL at this named
+    /// point of an account deletion, so crash campaigns can stop it between two steps.
+    public var crashPoint: String?
 
     public init(dataDirectory: String = "data", host: String = "127.0.0.1", port: Int = 8000,
                 durability: String = "always", passwordIterations: Int = 1_500_000,
                 accessLifetime: Int64 = 300, refreshLifetime: Int64 = 86_400,
                 socketRate: Double = 500, socketBurst: Double = 2000,
                 loginFailuresPerUser: Double = 10, loginFailuresPerAddress: Double = 100,
-                secret: [UInt8] = []) {
+                secret: [UInt8] = [], masterKey: MasterKey? = nil, crashPoint: String? = nil) {
         self.dataDirectory = dataDirectory
         self.host = host
         self.port = port
@@ -33,5 +40,7 @@ public struct ServerConfig: Sendable {
         self.loginFailuresPerUser = loginFailuresPerUser
         self.loginFailuresPerAddress = loginFailuresPerAddress
         self.secret = secret
+        self.masterKey = masterKey
+        self.crashPoint = crashPoint
     }
 }

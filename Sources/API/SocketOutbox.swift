@@ -1,18 +1,27 @@
+import Atomics
 import NIOCore
 import NIOWebSocket
+import Projections
 
 /// One socket's way out: frames are written straight to its channel on the channel's event
 /// loop, a batch at a time with one flush, instead of through a per-socket queue and task.
 /// A reader that stops reading is detected by the channel's write buffer: once more than
 /// `bufferedBytesLimit` wait in it, `backlogLimit` further frames are allowed, then the socket
 /// is closed with 1008 so it cannot hold everybody else's memory.
+///
+/// A socket belongs to the session whose access token opened it. When that session ends, the
+/// Ledger silences the outbox from its own thread, at the moment the end is decided: every
+/// frame not yet written is dropped from then on, and the socket closes with 4401.
 final class SocketOutbox: @unchecked Sendable {
     static let bufferedBytesLimit = 1 << 20
     static let backlogLimit = 4096
 
     let user: UInt32
+    let session: TokenID
     let id: UInt64
     let channel: any Channel
+    /// Set once the session has ended; read on the loop before every write.
+    private let silenced = ManagedAtomic(false)
     /// Asks the socket's session to close with this code (shutdown, overflow).
     private let closeRequests: AsyncStream<(WebSocketErrorCode, String)>.Continuation
     let closeRequested: AsyncStream<(WebSocketErrorCode, String)>
@@ -24,8 +33,9 @@ final class SocketOutbox: @unchecked Sendable {
     private var lookedUpEncoder = false
     private var encoder: ChannelHandlerContext?
 
-    init(user: UInt32, id: UInt64, channel: any Channel) {
+    init(user: UInt32, session: TokenID, id: UInt64, channel: any Channel) {
         self.user = user
+        self.session = session
         self.id = id
         self.channel = channel
         (closeRequested, closeRequests) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
@@ -35,7 +45,7 @@ final class SocketOutbox: @unchecked Sendable {
 
     /// Queues `frame` without flushing; call `flush()` once the batch is written. Loop only.
     func enqueue(_ frame: WireFrame) {
-        guard !ended else { return }
+        guard !ended, !isSilenced else { return }
         if channel.isWritable {
             backlog = 0
         } else {
@@ -81,6 +91,16 @@ final class SocketOutbox: @unchecked Sendable {
                 self.flush()
             }
         }
+    }
+
+    /// True once the session has ended: nothing more may be written.
+    var isSilenced: Bool { silenced.load(ordering: .acquiring) }
+
+    /// The session ended: from now on nothing is written, and the socket closes with 4401.
+    /// From any thread.
+    func sessionEnded() {
+        silenced.store(true, ordering: .releasing)
+        loop.execute { self.end(.unknown(4401), "session ended") }
     }
 
     /// Asks the socket to close with 1001 (graceful shutdown), from any thread.

@@ -124,7 +124,7 @@ struct SocketSession {
                     storesMessage: true, registeredAt: DispatchTime.now().uptimeNanoseconds))
             }
         }
-        let outcomes = await ledger.send(requests, from: user.userId)
+        let outcomes = await ledger.send(requests, from: user)
         for (send, outcome) in zip(batch, outcomes) {
             switch outcome {
             case .failure:
@@ -149,12 +149,17 @@ struct SocketSession {
         do {
             while true {
                 let page = try await ledger.messagesOfUser(user.userId, after: cursor, limit: 500)
-                for m in page { try await outbound.write(.text(m.fields(type: "message"))) }
+                for m in page {
+                    // The session may end mid-sync: from then on the socket gets nothing.
+                    guard !outbox.isSilenced else { return }
+                    try await outbound.write(.text(m.fields(type: "message")))
+                }
                 guard let tail = page.last else { break }
                 last = tail.id
                 cursor = tail.id
                 if page.count < 500 { break }
             }
+            guard !outbox.isSilenced else { return }
             try await outbound.write(.text("{\"type\":\"sync.done\",\"last\":\(last)}"))
         } catch {
             push(FrameError(code: "unavailable", detail: "sync failed.", clientId: nil).frame)

@@ -113,6 +113,17 @@ struct ByteReader {
         return slice
     }
 
+    /// The bytes of a length-prefixed blob (`ByteWriter.blob`), without copying.
+    mutating func blob() throws -> UnsafeRawBufferPointer {
+        let length = try varint()
+        guard let n = Int(exactly: length), n <= remaining else { throw truncated(Int(clamping: length)) }
+        return try bytes(n)
+    }
+
+    mutating func nameKey() throws -> NameKey {
+        NameKey(hi: try fixed(UInt64.self), lo: try fixed(UInt64.self))
+    }
+
     mutating func string() throws -> String {
         String(decoding: try utf8Bytes(), as: UTF8.self)
     }

@@ -44,6 +44,17 @@ struct ByteWriter {
         bytes.append(contentsOf: utf8)
     }
 
+    /// Varint byte length, then the bytes (sealed fields: not UTF-8).
+    mutating func blob(_ b: [UInt8]) {
+        varint(UInt64(b.count))
+        bytes.append(contentsOf: b)
+    }
+
+    mutating func nameKey(_ k: NameKey) {
+        fixed(k.hi)
+        fixed(k.lo)
+    }
+
     mutating func optionalString(_ s: String?) {
         if let s {
             bytes.append(1)

@@ -12,6 +12,7 @@ public enum Event: Sendable, Equatable {
     case serverStarted(ServerStarted)
     case chatStarted(ChatStarted)
     case messageSent(MessageSent)
+    case userErased(UserErased)
 
     public var type: EventType {
         switch self {
@@ -25,14 +26,33 @@ public enum Event: Sendable, Equatable {
         case .serverStarted: .serverStarted
         case .chatStarted: .chatStarted
         case .messageSent: .messageSent
+        case .userErased: .userErased
         }
     }
 
     /// The numeric type id stored in the record header.
     public var typeId: UInt16 { type.rawValue }
 
-    /// The schema version `encodePayload()` writes.
-    public var version: UInt16 { type.currentVersion }
+    /// The schema version `encodePayload()` writes: the current one, but for the plaintext
+    /// shapes of logs written before encryption (kept so tests and tools can build them).
+    public var version: UInt16 {
+        switch self {
+        case .userRegistered(let e): if case .plain = e.account { return 1 }
+        case .messageSent(let e): if case .plain = e.body { return 2 }
+        default: break
+        }
+        return type.currentVersion
+    }
+
+    /// True for the plaintext shapes that only logs from before encryption hold.
+    public var isPlaintextPersonal: Bool {
+        switch self {
+        case .userRegistered(let e): if case .plain = e.account { return true }
+        case .messageSent(let e): if case .plain = e.body { return true }
+        default: break
+        }
+        return false
+    }
 
     public var typeName: String { type.name }
 

@@ -6,6 +6,7 @@ import EventLog
 // adding a new version and keeping the old decoder.
 //
 //  1 UserRegistered v1     varint userId, string username, string passwordHash
+//  1 UserRegistered v2     varint userId, u64 nameKey.hi, u64 nameKey.lo, blob sealed AccountFields
 //  2 UserLoggedIn v1       varint userId, token sessionId, token refreshJti, time expiresAt
 //  3 TokenRefreshed v1     token sessionId, token retiredJti, token newJti, time expiresAt
 //  4 SessionRevoked v1     token sessionId, token retiredJti
@@ -16,6 +17,11 @@ import EventLog
 //  9 ChatStarted v1        varint conversation, varint userA, varint userB
 // 10 MessageSent v1        varint conversation, varint senderId, varint receiverId, string text
 // 10 MessageSent v2        v1 fields, then u8 hasClientId (0|1) [, string clientId]
+// 10 MessageSent v3        varint conversation, varint senderId, varint receiverId, blob sealed text,
+//                          u8 hasClientId (0|1) [, string clientId]
+// 11 UserErased v1         varint userId
+//
+// "blob" is a varint byte count then raw bytes; sealed fields are `SealedBox` bytes.
 
 extension Event {
     /// The payload in the current schema version.
@@ -24,8 +30,14 @@ extension Event {
         switch self {
         case .userRegistered(let e):
             w.varint(e.userId)
-            w.string(e.username)
-            w.string(e.passwordHash)
+            switch e.account {
+            case let .plain(username, passwordHash):
+                w.string(username)
+                w.string(passwordHash)
+            case let .sealed(nameKey, box):
+                w.nameKey(nameKey)
+                w.blob(box)
+            }
         case .userLoggedIn(let e):
             w.varint(e.userId)
             w.token(e.sessionId)
@@ -57,8 +69,13 @@ extension Event {
             w.varint(e.conversation)
             w.varint(e.senderId)
             w.varint(e.receiverId)
-            w.string(e.text)
+            switch e.body {
+            case .plain(let text): w.string(text)
+            case .sealed(let box): w.blob(box)
+            }
             w.optionalString(e.clientId)
+        case .userErased(let e):
+            w.varint(e.userId)
         }
         return w.bytes
     }
@@ -106,8 +123,12 @@ extension Event {
     private static func decodeFields(_ type: EventType, version: UInt16, from r: inout ByteReader) throws -> Event {
         switch type {
         case .userRegistered:
+            let userId = try r.varint32()
+            if version == 1 {
+                return .userRegistered(UserRegistered(userId: userId, username: try r.string(), passwordHash: try r.string()))
+            }
             return .userRegistered(UserRegistered(
-                userId: try r.varint32(), username: try r.string(), passwordHash: try r.string()))
+                userId: userId, account: .sealed(nameKey: try r.nameKey(), box: Array(try r.blob()))))
         case .userLoggedIn:
             return .userLoggedIn(UserLoggedIn(
                 userId: try r.varint32(), sessionId: try r.token(), refreshJti: try r.token(), expiresAt: try r.time()))
@@ -126,6 +147,14 @@ extension Event {
             return .serverStarted(ServerStarted(epoch: try r.varint()))
         case .chatStarted:
             return .chatStarted(ChatStarted(conversation: try r.varint32(), userA: try r.varint32(), userB: try r.varint32()))
+        case .userErased:
+            return .userErased(UserErased(userId: try r.varint32()))
+        case .messageSent where version >= 3:
+            let conversation = try r.varint32(), sender = try r.varint32(), receiver = try r.varint32()
+            let box = Array(try r.blob())
+            return .messageSent(MessageSent(
+                conversation: conversation, senderId: sender, receiverId: receiver, body: .sealed(box),
+                clientId: try r.optionalString()))
         case .messageSent:
             let v1 = MessageSentV1(
                 conversation: try r.varint32(), senderId: try r.varint32(), receiverId: try r.varint32(),
@@ -146,14 +175,15 @@ struct MessageSummary {
     /// `clientIdKey(sender:clientId:)`, if the message has a client id.
     var clientKey: UInt64?
 
-    /// Reads v1 or v2 with the same checks as `Event.decode` (bounds, UTF-8, no trailing bytes).
+    /// Reads v1, v2 or v3 with the same checks as `Event.decode` (bounds, UTF-8 of plaintext,
+    /// no trailing bytes); a sealed text is skipped, never opened.
     static func decode(version: UInt16, payload: UnsafeRawBufferPointer) throws -> MessageSummary {
         var r = ByteReader(payload)
         do {
             var summary = MessageSummary(
                 conversation: try r.varint32(), senderId: try r.varint32(), receiverId: try r.varint32(),
                 clientKey: nil)
-            _ = try r.utf8Bytes()
+            if version >= 3 { _ = try r.blob() } else { _ = try r.utf8Bytes() }
             if version >= 2, try r.bool() {
                 summary.clientKey = clientIdKey(sender: summary.senderId, clientIdUTF8: try r.utf8Bytes())
             }

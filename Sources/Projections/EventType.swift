@@ -11,6 +11,7 @@ public enum EventType: UInt16, CaseIterable, Sendable {
     case serverStarted = 8
     case chatStarted = 9
     case messageSent = 10
+    case userErased = 11
 
     /// The name used in audits and filters, e.g. `MessageSent`.
     public var name: String {
@@ -25,13 +26,16 @@ public enum EventType: UInt16, CaseIterable, Sendable {
         case .serverStarted: "ServerStarted"
         case .chatStarted: "ChatStarted"
         case .messageSent: "MessageSent"
+        case .userErased: "UserErased"
         }
     }
 
-    /// The schema version new records are written with.
+    /// The newest schema version (what the server writes; the audit fixtures may still build
+    /// older, plaintext shapes, which `Event.version` reports).
     public var currentVersion: UInt16 {
         switch self {
-        case .messageSent: 2  // v2 added client_id
+        case .userRegistered: 2  // v2 sealed the name and hash
+        case .messageSent: 3  // v2 added client_id, v3 sealed the text
         default: 1
         }
     }

@@ -50,14 +50,15 @@ public struct FriendshipView: Projection {
     /// Cost: the sum of the friends' degrees to count, then O(n log limit) to rank,
     /// so a user with 10,000 friends is fine. The fallback scans all users.
     public func suggestions(
-        for userId: UInt32, limit: Int, userCount: Int, lastActivity: (UInt32) -> Int64
+        for userId: UInt32, limit: Int, userCount: Int, eligible: (UInt32) -> Bool = { _ in true },
+        lastActivity: (UInt32) -> Int64
     ) -> [Suggestion] {
         guard limit > 0 else { return [] }
         let mine = adjacency[userId] ?? []
         var mutual: [UInt32: Int] = [:]
         for friend in mine {
             guard let theirs = adjacency[friend] else { continue }
-            for candidate in theirs where candidate != userId && !mine.contains(candidate) {
+            for candidate in theirs where candidate != userId && !mine.contains(candidate) && eligible(candidate) {
                 mutual[candidate, default: 0] += 1
             }
         }
@@ -65,7 +66,7 @@ public struct FriendshipView: Projection {
         if mutual.isEmpty {
             var id: UInt32 = 1
             while Int(id) <= userCount {
-                if id != userId && !mine.contains(id) {
+                if id != userId && !mine.contains(id) && eligible(id) {
                     best.offer(RankedCandidate(mutual: 0, activity: lastActivity(id), id: id))
                 }
                 id += 1

@@ -105,6 +105,10 @@ struct JSONWriter {
         if let v { time(v) } else { null() }
     }
     mutating func field(_ k: String, bool v: Bool) { key(k); bool(v) }
+    mutating func field(_ k: String, optional v: String?) {
+        key(k)
+        if let v { string(v) } else { null() }
+    }
 }
 
 /// `s` as a quoted JSON string literal.

@@ -13,6 +13,9 @@ public struct ProjectionSet: Sendable, Equatable {
     public internal(set) var lastSeq: UInt64 = 0
     /// Timestamp of the last applied record.
     public internal(set) var lastTimestamp: Int64 = 0
+    /// Registrations and messages folded in their plaintext shapes (a log from before
+    /// personal fields were encrypted, which `serve` refuses).
+    public internal(set) var plaintextRecords: UInt64 = 0
 
     public init() {}
 
@@ -54,7 +57,11 @@ public struct ProjectionSet: Sendable, Equatable {
         case .messageSent:
             users.apply(event, seq: seq, timestamp: timestamp)
             conversations.apply(event, seq: seq, timestamp: timestamp)
+        case .userErased:
+            users.apply(event, seq: seq, timestamp: timestamp)
+            sessions.apply(event, seq: seq, timestamp: timestamp)
         }
+        if event.isPlaintextPersonal { plaintextRecords += 1 }
         lastSeq = seq
         lastTimestamp = timestamp
     }
@@ -68,6 +75,7 @@ public struct ProjectionSet: Sendable, Equatable {
         do {
             if type == EventType.messageSent.rawValue, EventType.messageSent.readableVersions.contains(version) {
                 let m = try MessageSummary.decode(version: version, payload: payload)
+                if version < 3 { plaintextRecords += 1 }
                 users.noteActivity(m.senderId, at: timestamp)
                 conversations.appendMessage(
                     conversation: m.conversation, sender: m.senderId, receiver: m.receiverId,
@@ -100,21 +108,24 @@ public struct ProjectionSet: Sendable, Equatable {
     /// At least one open socket in the current server epoch.
     public func isConnected(_ userId: UInt32) -> Bool { presence.isConnected(userId) }
 
-    /// Online users ordered by username (ties, which case-insensitive uniqueness
-    /// rules out, by id). Filters and sorts on demand: a few ms for 10k users.
-    public func onlineUsers(now: Int64) -> [UInt32] {
+    /// Online users ordered by `name` (ties, which case-insensitive uniqueness rules out, by
+    /// id); users without a name are left out. Filters and sorts on demand: a few ms for 10k
+    /// users. The default names are those of plaintext accounts (old logs, audits).
+    public func onlineUsers(now: Int64, name: ((UInt32) -> String?)? = nil) -> [UInt32] {
         let ids = sessions.onlineUserIds(now: now)
         var named: [(name: String, id: UInt32)] = []
         named.reserveCapacity(ids.count)
         for id in ids {
-            if let name = users.username(of: id) { named.append((name, id)) }
+            if let n = name?(id) ?? users.username(of: id) { named.append((n, id)) }
         }
         named.sort { $0.name != $1.name ? $0.name < $1.name : $0.id < $1.id }
         return named.map(\.id)
     }
 
-    /// Friend suggestions ranked with each user's last activity.
+    /// Friend suggestions ranked with each user's last activity; erased users are never
+    /// suggested (nobody can start a chat with them), though they still count as mutual friends.
     public func suggestions(for userId: UInt32, limit: Int) -> [Suggestion] {
-        friendship.suggestions(for: userId, limit: limit, userCount: users.count) { users.lastActivity(of: $0) }
+        friendship.suggestions(for: userId, limit: limit, userCount: users.count,
+                               eligible: { users.isActive($0) }) { users.lastActivity(of: $0) }
     }
 }

@@ -3,6 +3,8 @@ public enum SessionState: UInt8, Sendable {
     case open = 0
     case loggedOut = 1
     case revoked = 2
+    /// Ended because the account was deleted.
+    case accountDeleted = 3
 }
 
 /// One login session and its refresh-token chain.
@@ -28,7 +30,7 @@ public struct SessionInfo: Sendable, Equatable {
 
 /// Sessions by id, and the not-ended sessions of each user (the basis of "online").
 public struct SessionsView: Projection {
-    public static let version = 1
+    public static let version = 2
 
     var sessions: [TokenID: SessionInfo] = [:]
     /// Sessions not logged out or revoked, per user; they may still have expired.
@@ -56,6 +58,18 @@ public struct SessionsView: Projection {
         var n = 0
         for id in ids where sessions[id]?.isOpen(now: now) ?? false { n += 1 }
         return n
+    }
+
+    /// Every session `userId` ever had, oldest first (for their data export; scans all sessions).
+    public func allSessions(of userId: UInt32) -> [SessionInfo] {
+        sessions.values.filter { $0.userId == userId }.sorted { ($0.createdAt, $0.sessionId) < ($1.createdAt, $1.sessionId) }
+    }
+
+    /// Sessions not logged out, revoked or deleted, expired or not, with their expiry.
+    public var unendedSessions: [(sessionId: TokenID, userId: UInt32, expiresAt: Int64)] {
+        openByUser.values.flatMap { ids in
+            ids.compactMap { id in sessions[id].map { (id, $0.userId, $0.expiresAt) } }
+        }
     }
 
     /// Online = at least one open, unexpired session.
@@ -90,6 +104,8 @@ public struct SessionsView: Projection {
             end(e.sessionId, as: .revoked, at: timestamp)
         case .userLoggedOut(let e):
             end(e.sessionId, as: .loggedOut, at: timestamp)
+        case .userErased(let e):
+            for id in openByUser[e.userId] ?? [] { end(id, as: .accountDeleted, at: timestamp) }
         default:
             break
         }

@@ -2,14 +2,14 @@
 /// the records after it.
 ///
 /// File: `<data dir>/snapshots/<lastSeq, 20 digits>.snap`, little-endian:
-/// `"CHATSNAP"`, u32 format, u64 lastSeq, i64 lastTimestamp, u16 view count, per view
+/// `"CHATSNAP"`, u32 format, u64 lastSeq, i64 lastTimestamp, u64 plaintextRecords, u16 view count, per view
 /// (string name, u32 version), u64 body size, u64 FNV-1a of the header so far and the
 /// body, then the body
 /// (each view's canonical encoding in `viewNames` order) as LZ4 chunks. The header is
 /// uncompressed so stale versions are rejected before any decompression.
 extension ProjectionSet {
     static let snapshotMagic: [UInt8] = Array("CHATSNAP".utf8)
-    static let snapshotFormat: UInt32 = 1
+    static let snapshotFormat: UInt32 = 2
 
     /// The snapshot directory inside a data directory.
     public static func snapshotDirectory(in dataDir: String) -> String { "\(dataDir)/snapshots" }
@@ -20,10 +20,10 @@ extension ProjectionSet {
     @discardableResult
     public func writeSnapshot(to dataDir: String) throws -> String {
         let dir = Self.snapshotDirectory(in: dataDir)
-        try SnapshotFiles.makeDirectory(dataDir)
-        try SnapshotFiles.makeDirectory(dir)
+        try DurableFiles.makeDirectory(dataDir)
+        try DurableFiles.makeDirectory(dir)
         let path = "\(dir)/\(Self.snapshotFileName(seq: lastSeq))"
-        try SnapshotFiles.writeAtomically(snapshotBytes(), to: path, directory: dir)
+        try DurableFiles.writeAtomically(snapshotBytes(), to: path, directory: dir)
         return path
     }
 
@@ -36,6 +36,7 @@ extension ProjectionSet {
         w.fixed(Self.snapshotFormat)
         w.fixed(lastSeq)
         w.fixed(lastTimestamp)
+        w.fixed(plaintextRecords)
         w.fixed(UInt16(Self.viewNames.count))
         for name in Self.viewNames {
             w.string(name)
@@ -58,7 +59,7 @@ extension ProjectionSet {
         let dir = snapshotDirectory(in: dataDir)
         for (seq, name) in snapshotFiles(in: dir).reversed() {
             if let maxSeq, seq > maxSeq { continue }
-            if let bytes = SnapshotFiles.readFile("\(dir)/\(name)"), let set = decodeSnapshot(bytes), set.lastSeq == seq {
+            if let bytes = DurableFiles.readFile("\(dir)/\(name)"), let set = decodeSnapshot(bytes), set.lastSeq == seq {
                 return set
             }
         }
@@ -69,7 +70,7 @@ extension ProjectionSet {
     public static func pruneSnapshots(in dataDir: String, keep: Int) {
         let dir = snapshotDirectory(in: dataDir)
         let files = snapshotFiles(in: dir)
-        for (_, name) in files.dropLast(max(keep, 0)) { SnapshotFiles.remove("\(dir)/\(name)") }
+        for (_, name) in files.dropLast(max(keep, 0)) { DurableFiles.remove("\(dir)/\(name)") }
     }
 
     static func snapshotFileName(seq: UInt64) -> String {
@@ -79,7 +80,7 @@ extension ProjectionSet {
 
     /// (seq, file name) of well-named snapshot files, ascending.
     static func snapshotFiles(in dir: String) -> [(UInt64, String)] {
-        SnapshotFiles.listDirectory(dir).compactMap { name -> (UInt64, String)? in
+        DurableFiles.listDirectory(dir).compactMap { name -> (UInt64, String)? in
             guard name.utf8.count == 25, name.hasSuffix(".snap"), let seq = UInt64(name.prefix(20)) else { return nil }
             return (seq, name)
         }.sorted { $0.0 < $1.0 }
@@ -92,6 +93,7 @@ extension ProjectionSet {
                   (try? r.fixed(UInt32.self)) == snapshotFormat,
                   let lastSeq = try? r.fixed(UInt64.self),
                   let lastTimestamp = try? r.fixed(Int64.self),
+                  let plaintextRecords = try? r.fixed(UInt64.self),
                   let viewCount = try? r.fixed(UInt16.self)
             else { return nil }
             var stored: [String: Int] = [:]
@@ -128,6 +130,7 @@ extension ProjectionSet {
                 }
                 set.lastSeq = lastSeq
                 set.lastTimestamp = lastTimestamp
+                set.plaintextRecords = plaintextRecords
                 return set
             }
         }

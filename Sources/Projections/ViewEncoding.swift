@@ -20,8 +20,17 @@ extension UsersView: CanonicalEncoding {
     func encode(into w: inout ByteWriter) {
         w.int(users.count)
         for u in users {
-            w.string(u.username)
-            w.string(u.passwordHash)
+            switch u.account {
+            case let .plain(username, passwordHash):
+                w.u8(0)
+                w.string(username)
+                w.string(passwordHash)
+            case let .sealed(nameKey, box):
+                w.u8(1)
+                w.nameKey(nameKey)
+                w.blob(box)
+            }
+            w.bool(u.erased)
             w.time(u.registeredAt)
             w.optionalTime(u.lastLogin)
             w.time(u.lastActivity)
@@ -30,15 +39,22 @@ extension UsersView: CanonicalEncoding {
 
     init(decoding r: inout ByteReader) throws {
         self.init()
-        let n = try r.count(minItemSize: 19)
+        let n = try r.count(minItemSize: 20)
         users.reserveCapacity(n)
         for _ in 0..<n {
-            let username = try r.string()
-            let passwordHash = try r.string()
+            let account: UserRegistered.Account
+            switch try r.u8() {
+            case 0: account = .plain(username: try r.string(), passwordHash: try r.string())
+            case 1: account = .sealed(nameKey: try r.nameKey(), box: Array(try r.blob()))
+            case let kind: throw EventDecodingError("invalid account kind \(kind)")
+            }
+            let erased = try r.bool()
             let registeredAt = try r.time()
             let lastLogin = try r.optionalTime()
             let lastActivity = try r.time()
-            register(UserRegistered(userId: nextUserId, username: username, passwordHash: passwordHash), at: registeredAt)
+            let id = nextUserId
+            register(UserRegistered(userId: id, account: account), at: registeredAt)
+            if erased { erase(id) }
             users[users.count - 1].lastLogin = lastLogin
             users[users.count - 1].lastActivity = lastActivity
         }

@@ -1,7 +1,8 @@
 extension ProjectionSet {
     /// A JSON dump of one view for operators (`users`, `sessions`, `presence`,
     /// `friendship`, `conversations`); nil for another name. Time-dependent fields
-    /// (online, open) are evaluated at `now`. Never includes password hashes or jtis.
+    /// (online, open) are evaluated at `now`. Never includes password hashes, jtis, or any
+    /// sealed field (only the names of plaintext accounts from logs before encryption).
     public func viewJSON(_ name: String, now: Int64) -> String? {
         var j = JSONWriter(capacity: 4096)
         j.beginObject()
@@ -26,7 +27,9 @@ extension ProjectionSet {
         for u in users.all {
             j.beginObject()
             j.field("id", u.id)
-            j.field("username", u.username)
+            // A sealed name needs its key, which this fold never has: null (see `replay --include-secrets`).
+            j.field("username", optional: u.plainUsername)
+            j.field("erased", bool: u.erased)
             j.field("registered_at", time: u.registeredAt)
             j.field("last_login", time: u.lastLogin)
             j.field("last_activity", time: u.lastActivity)
@@ -60,10 +63,10 @@ extension ProjectionSet {
         j.field("epoch_started_at", time: presence.epochStartedAt)
         j.key("online")
         j.beginArray()
-        for id in onlineUsers(now: now) {
+        for id in onlineUsers(now: now, name: { users.username(of: $0) ?? "" }) {
             j.beginObject()
             j.field("id", id)
-            j.field("username", users.username(of: id) ?? "")
+            j.field("username", optional: users.username(of: id))
             j.field("sessions", int: sessions.openSessionCount(id, now: now))
             j.field("connected", bool: presence.isConnected(id))
             j.endObject()

@@ -6,6 +6,10 @@ struct DataDirectoryOptions: ParsableArguments {
     @Option(name: .customLong("data"), help: ArgumentHelp("Data directory (the log is <DIR>/log).", valueName: "DIR"))
     var path: String = "data"
 
+    init() {}
+
+    init(path: String) { self.path = path }
+
     var logDirectory: String { path + "/log" }
 
     /// The log directory, or a usage/I-O error (exit 2) when it is missing, so a typo in

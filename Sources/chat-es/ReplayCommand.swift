@@ -16,7 +16,12 @@ struct ReplayCommand: ParsableCommand {
             session events (refresh, revoke, logout) match through the sessions they opened. \
             --conversation takes the public id (c_…) or the conversation number. \
             TIME is RFC 3339, e.g. 2026-01-31T12:00:00Z. Password hashes and refresh-token \
-            ids are printed as "<redacted>" unless --include-secrets. \
+            ids are printed as "<redacted>" unless --include-secrets. Usernames, password \
+            hashes and message texts are stored encrypted: they print as null with \
+            "sealed": true, or with "erased": true once the account is deleted; \
+            --include-secrets opens those that still have a key, with the key store in \
+            <DIR>/keys and the master key (CHAT_ES_MASTER_KEY or <DIR>/master-key), which \
+            --user NAME needs too. Logs from before encryption print their plaintext. \
             With --follow, new events are printed as they become durable until SIGINT/SIGTERM. \
             Exit codes: 0 ok, 1 corrupt log or undecodable record, 2 usage or I/O error.
             """
@@ -51,15 +56,17 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Output format: jsonl or table.", valueName: "FORMAT"))
     var format: ReplayFormat = .jsonl
 
-    @Flag(name: .customLong("include-secrets"), help: "Print password hashes and refresh-token ids in clear.")
+    @Flag(name: .customLong("include-secrets"), help: "Print password hashes, refresh-token ids and, where keys remain, sealed fields in clear.")
     var includeSecrets = false
 
     func run() throws {
         try withToolExitCodes {
             let logDirectory = try data.existingLogDirectory()
+            let access = try PersonalAccess(dataDirectory: data.path, openFields: includeSecrets,
+                                            resolveNames: users.contains { UInt32($0) == nil })
             var filter = try ReplayFilter(
                 from: from, to: to, since: since, until: until, types: types, users: users,
-                conversation: conversation, format: format, includeSecrets: includeSecrets)
+                conversation: conversation, format: format, includeSecrets: includeSecrets, access: access)
             let stop = follow ? StopSignal.install() : nil
             let out = StandardOutput()
             defer { out.flush() }
@@ -157,16 +164,19 @@ struct ReplayFilter {
     let conversation: UInt32?
     let format: ReplayFormat
     let includeSecrets: Bool
+    let access: PersonalAccess
 
     private let filtersUsers: Bool
     private var userIds: Set<UInt32> = []
     private var wantedNames: [String: String] = [:]
+    /// The same names by `NameKey`, for sealed registrations (needs the key store).
+    private var wantedKeys: [NameKey: String] = [:]
     private var sessions: Set<TokenID> = []
     /// A fold of registrations only, so names resolve exactly as the server resolves them.
     private var directory = UsersView()
 
     init(from: UInt64?, to: UInt64?, since: String?, until: String?, types: [String], users: [String],
-         conversation: String?, format: ReplayFormat, includeSecrets: Bool) throws {
+         conversation: String?, format: ReplayFormat, includeSecrets: Bool, access: PersonalAccess) throws {
         firstSeq = max(from ?? 1, 1)
         lastSeq = to ?? .max
         self.since = try since.map(Self.time(option: "--since")) ?? .min
@@ -196,6 +206,10 @@ struct ReplayFilter {
         }
         self.format = format
         self.includeSecrets = includeSecrets
+        self.access = access
+        for (key, name) in wantedNames {
+            if let nameKey = access.nameKey(for: name) { wantedKeys[nameKey] = key }
+        }
     }
 
     private static func time(option: String) -> (String) throws -> Int64 {
@@ -228,9 +242,9 @@ struct ReplayFilter {
         switch format {
         case .jsonl:
             return event.auditJSON(seq: header.seq, timestamp: header.timestamp,
-                                   includeSecrets: includeSecrets, recordVersion: header.version)
+                                   includeSecrets: includeSecrets, recordVersion: header.version, reader: access.reader)
         case .table:
-            return ReplayTable.row(event, header: header, includeSecrets: includeSecrets)
+            return ReplayTable.row(event, header: header, includeSecrets: includeSecrets, reader: access.reader)
         }
     }
 
@@ -239,10 +253,19 @@ struct ReplayFilter {
         if header.type == EventType.userRegistered.rawValue, !wantedNames.isEmpty,
            case .userRegistered(let e) = try Event.decode(header: header, payload: payload) {
             directory.apply(.userRegistered(e), seq: header.seq, timestamp: header.timestamp)
-            let key = e.username.lowercased()
-            if wantedNames[key] != nil, directory.userId(named: e.username) == e.userId {
-                userIds.insert(e.userId)
-                wantedNames[key] = nil
+            switch e.account {
+            case let .plain(username, _):
+                let key = username.lowercased()
+                if wantedNames[key] != nil, directory.userId(named: username) == e.userId {
+                    userIds.insert(e.userId)
+                    wantedNames[key] = nil
+                }
+            case let .sealed(nameKey, _):
+                if let key = wantedKeys[nameKey], directory.userId(nameKey: nameKey) == e.userId {
+                    userIds.insert(e.userId)
+                    wantedNames[key] = nil
+                    wantedKeys[nameKey] = nil
+                }
             }
         } else if header.type == EventType.userLoggedIn.rawValue,
                   case .userLoggedIn(let e) = try Event.decode(header: header, payload: payload),
@@ -271,6 +294,7 @@ struct ReplayFilter {
         case .serverStarted: false
         case .chatStarted(let e): userIds.contains(e.userA) || userIds.contains(e.userB)
         case .messageSent(let e): userIds.contains(e.senderId) || userIds.contains(e.receiverId)
+        case .userErased(let e): userIds.contains(e.userId)
         }
     }
 }
@@ -279,17 +303,34 @@ struct ReplayFilter {
 enum ReplayTable {
     static let heading = pad("SEQ", 10, right: true) + "  " + pad("TIME", 27) + "  " + pad("TYPE", 18) + "  DETAILS"
 
-    static func row(_ event: Event, header: RecordHeader, includeSecrets: Bool) -> String {
+    static func row(_ event: Event, header: RecordHeader, includeSecrets: Bool, reader: SealedFieldReader) -> String {
         pad(String(header.seq), 10, right: true) + "  " + formatTimestamp(header.timestamp) + "  "
             + pad(event.typeName + (header.version == event.version ? "" : " v\(header.version)"), 18) + "  "
-            + details(event, includeSecrets: includeSecrets)
+            + details(event, includeSecrets: includeSecrets, reader: reader)
     }
 
-    private static func details(_ event: Event, includeSecrets: Bool) -> String {
+    /// A sealed field as the table shows it: its text, `<sealed>` or `<erased>`.
+    private static func sealed(_ opened: OpenedField, _ show: ([UInt8]) -> String?) -> String {
+        switch opened {
+        case .clear(let bytes): show(bytes) ?? "<sealed>"
+        case .hidden: "<sealed>"
+        case .erased: "<erased>"
+        }
+    }
+
+    private static func details(_ event: Event, includeSecrets: Bool, reader: SealedFieldReader) -> String {
         func secret(_ value: String) -> String { includeSecrets ? value : "<redacted>" }
         switch event {
         case .userRegistered(let e):
-            return "user=\(e.userId) username=\(jsonQuoted(e.username)) password_hash=\(secret(e.passwordHash))"
+            switch e.account {
+            case let .plain(username, passwordHash):
+                return "user=\(e.userId) username=\(jsonQuoted(username)) password_hash=\(secret(passwordHash))"
+            case let .sealed(_, box):
+                let opened = reader.read(box, field: .account, owner: e.userId)
+                let name = sealed(opened) { (try? AccountFields(bytes: $0)).map { jsonQuoted($0.username) } }
+                let hash = sealed(opened) { (try? AccountFields(bytes: $0)).map { secret($0.passwordHash) } }
+                return "user=\(e.userId) username=\(name) password_hash=\(hash)"
+            }
         case .userLoggedIn(let e):
             return "user=\(e.userId) session=\(e.sessionId.hex) refresh_jti=\(secret(e.refreshJti.hex)) expires=\(formatTimestamp(e.expiresAt))"
         case .tokenRefreshed(let e):
@@ -308,7 +349,14 @@ enum ReplayTable {
             return "conversation=\(publicConversationId(e.conversation)) users=\(e.userA),\(e.userB)"
         case .messageSent(let e):
             let client = e.clientId.map { " client_id=\(jsonQuoted($0))" } ?? ""
-            return "conversation=\(publicConversationId(e.conversation)) \(e.senderId)->\(e.receiverId)\(client) text=\(jsonQuoted(e.text))"
+            let text: String = switch e.body {
+            case .plain(let text): jsonQuoted(text)
+            case .sealed(let box):
+                sealed(reader.read(box, field: .messageText, owner: e.senderId)) { jsonQuoted(String(decoding: $0, as: UTF8.self)) }
+            }
+            return "conversation=\(publicConversationId(e.conversation)) \(e.senderId)->\(e.receiverId)\(client) text=\(text)"
+        case .userErased(let e):
+            return "user=\(e.userId)"
         }
     }
 

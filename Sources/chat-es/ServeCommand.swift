@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import Projections
 import ServiceLifecycle
 
 /// `chat-es serve`: replays the log into the views (503 until done), appends `ServerStarted`,
@@ -46,15 +47,21 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--fsync must be always, never or interval=MS")
         }
         let secret: [UInt8]
+        let masterKey: MasterKey?
         do {
             secret = try loadSecret(dataDirectory: data, environment: env)
+            // The file is created only once the log is known to be in the encrypted format.
+            masterKey = try MasterKey.load(dataDirectory: data, environment: env, create: false)
         } catch {
-            throw ValidationError("cannot read or create \(data)/secret: \(error)")
+            // A bad secret is not a usage error: say only what is wrong and how to fix it.
+            FileHandle.standardError.write(Data("chat-es: \(error)\n".utf8))
+            throw ExitCode(2)
         }
         let config = ServerConfig(
             dataDirectory: data, host: host, port: port, durability: fsync, passwordIterations: iterations,
             accessLifetime: accessLifetime, refreshLifetime: refreshLifetime,
-            socketRate: socketRate, socketBurst: max(socketRate * 4, 100), secret: secret)
+            socketRate: socketRate, socketBurst: max(socketRate * 4, 100), secret: secret,
+            masterKey: masterKey, crashPoint: env["CHAT_ES_CRASH_POINT"])
         let service = await ChatService(config: config, logger: logger)
         let group = ServiceGroup(
             configuration: .init(

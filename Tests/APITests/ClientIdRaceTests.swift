@@ -21,17 +21,18 @@ import Testing
         let (ivo, _) = try await ledger.register(username: "ivo", passwordHash: "x")
         _ = try await ledger.register(username: "jun", passwordHash: "x")
         try #require(ivo == 1, "the colliding ids were found for user 1")
-        let chat = try await ledger.startChat(from: ivo, with: .name("jun"))
+        let session = try await ledger.session(of: ivo)
+        let chat = try await ledger.startChat(from: session, with: .name("jun"))
         try await ledger.log.waitUntilDurable(try #require(chat.seq))
 
         ledger.log.withCond { ledger.log.injectWriteDelay = 0.3 }  // a slow disk
-        guard case .stored = try await ledger.send(from: ivo, to: "jun", text: "first", clientId: first) else {
+        guard case .stored = try await ledger.send(from: session, to: "jun", text: "first", clientId: first) else {
             Issue.record("the first message was not stored")
             return
         }
         // Both sends find the first message as a candidate, not yet durable, and wait for it.
-        async let a = ledger.send(from: ivo, to: "jun", text: "twin", clientId: twin)
-        async let b = ledger.send(from: ivo, to: "jun", text: "twin", clientId: twin)
+        async let a = ledger.send(from: session, to: "jun", text: "twin", clientId: twin)
+        async let b = ledger.send(from: session, to: "jun", text: "twin", clientId: twin)
         let outcomes = try await [a, b]
         ledger.log.withCond { ledger.log.injectWriteDelay = 0 }
 

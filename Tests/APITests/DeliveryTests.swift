@@ -4,6 +4,7 @@ import NIOEmbedded
 import NIOWebSocket
 import Testing
 @testable import API
+import Projections
 @testable import EventLog
 
 /// `DurableDeliveries` and `SocketOutbox` on test channels: frames leave only once their
@@ -27,7 +28,7 @@ import Testing
 
         func socket(user: UInt32, id: UInt64) -> (SocketOutbox, NIOAsyncTestingChannel) {
             let channel = NIOAsyncTestingChannel()
-            let outbox = SocketOutbox(user: user, id: id, channel: channel)
+            let outbox = SocketOutbox(user: user, session: TokenID(hi: 0, lo: UInt64(user)), id: id, channel: channel)
             hub.open(outbox)
             return (outbox, channel)
         }
@@ -101,7 +102,7 @@ import Testing
 
     @Test func aReaderThatStopsReadingIsAskedToCloseWith1008() async throws {
         let channel = NIOAsyncTestingChannel()
-        let outbox = SocketOutbox(user: 1, id: 1, channel: channel)
+        let outbox = SocketOutbox(user: 1, session: TokenID(hi: 0, lo: 1), id: 1, channel: channel)
         var requests = outbox.closeRequested.makeAsyncIterator()
         // On the loop, as the hub writes, so each send is written before the next line runs.
         try await channel.testingEventLoop.executeInContext {

@@ -13,11 +13,12 @@ import Testing
         let ledger = try #require(service.ledger)
         let (lee, _) = try await ledger.register(username: "lee", passwordHash: "x")
         let (max, _) = try await ledger.register(username: "max", passwordHash: "x")
-        let chat = try await ledger.startChat(from: lee, with: .name("max"))
+        let session = try await ledger.session(of: lee)
+        let chat = try await ledger.startChat(from: session, with: .name("max"))
         try await ledger.log.waitUntilDurable(try #require(chat.seq))
 
         ledger.log.withCond { ledger.log.injectWriteDelay = 0.3 }  // a slow disk
-        guard case let .stored(message) = try await ledger.send(from: lee, to: "max", text: "hello", clientId: nil) else {
+        guard case let .stored(message) = try await ledger.send(from: session, to: "max", text: "hello", clientId: nil) else {
             Issue.record("not stored")
             return
         }
@@ -26,7 +27,7 @@ import Testing
             Issue.record("no history page")
             return
         }
-        #expect(page.map(\.text) == ["hello"])
+        #expect(page.map { $0.text } == ["hello"])
         ledger.log.withCond { ledger.log.injectWriteDelay = 0 }
         let listed = try await ledger.conversations(of: max)
         #expect(listed.count == 1 && listed[0].contains("\"message\":\"hello\""))

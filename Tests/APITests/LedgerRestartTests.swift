@@ -49,10 +49,11 @@ import Testing
         try await ledger.log.waitUntilDurable(seq)
         #expect(id == 1)
         await #expect(throws: APIError.self) { try await ledger.register(username: "FAY", passwordHash: "y") }
-        let outcome = try await ledger.send(from: 1, to: "nobody", text: "hi", clientId: nil)
+        let session = try await ledger.session(of: 1)
+        let outcome = try await ledger.send(from: session, to: "nobody", text: "hi", clientId: nil)
         guard case .rejected(let code, _) = outcome else { Issue.record("expected a rejection"); return }
         #expect(code == "unknown_receiver")
-        #expect(ledger.log.nextAssignedSeq == before + 2)
+        #expect(ledger.log.nextAssignedSeq == before + 3, "the registration and the login, nothing for the rejected send")
         await service.shutdown()
     }
 
@@ -63,10 +64,11 @@ import Testing
         let ledger = try #require(service.ledger)
         let (a, _) = try await ledger.register(username: "gil", passwordHash: "x")
         let (b, _) = try await ledger.register(username: "hana", passwordHash: "x")
-        _ = try await ledger.startChat(from: a, with: .id(b))
+        let session = try await ledger.session(of: a)
+        _ = try await ledger.startChat(from: session, with: .id(b))
         for round in 0..<20 {
-            let first = try await ledger.send(from: a, to: "hana", text: "m\(round)", clientId: "c\(round)")
-            let retry = try await ledger.send(from: a, to: "hana", text: "m\(round)", clientId: "c\(round)")
+            let first = try await ledger.send(from: session, to: "hana", text: "m\(round)", clientId: "c\(round)")
+            let retry = try await ledger.send(from: session, to: "hana", text: "m\(round)", clientId: "c\(round)")
             guard case let .stored(original) = first, case let .duplicate(again) = retry else {
                 Issue.record("round \(round): \(first) then \(retry)")
                 continue

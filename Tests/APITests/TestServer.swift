@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 @testable import API
+import Projections
 
 /// A service over a fresh temporary data directory, with cheap password hashing.
 final class TestData {
@@ -16,8 +17,9 @@ final class TestData {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 
     /// A service over this directory; `start: false` leaves it as it is while the log replays.
-    func service(start: Bool = true) async throws -> ChatService {
+    func service(start: Bool = true, accessLifetime: Int64 = 300, refreshLifetime: Int64 = 86_400) async throws -> ChatService {
         let config = ServerConfig(dataDirectory: path, port: 0, durability: "always", passwordIterations: 1000,
+                                  accessLifetime: accessLifetime, refreshLifetime: refreshLifetime,
                                   socketRate: 1000, socketBurst: 1000, loginFailuresPerUser: 3,
                                   secret: Array("test-secret-test-secret-test-secret!".utf8))
         var logger = Logger(label: "test")
@@ -53,5 +55,13 @@ extension TestClientProtocol {
         let id = object(r)["id"] as? Int ?? -1
         let l = object(try await post("/api/login/", ["username": name, "password": password]))
         return (id, l["access"] as? String ?? "", l["refresh"] as? String ?? "")
+    }
+}
+
+extension Ledger {
+    /// A live session of `userId`, as an access token of it would name it.
+    func session(of userId: UInt32) throws -> VerifiedToken {
+        let opened = try login(userId: userId)
+        return VerifiedToken(userId: userId, sessionId: opened.session, jti: opened.jti, kind: "access")
     }
 }

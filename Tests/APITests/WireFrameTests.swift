@@ -43,7 +43,7 @@ import Testing
         let time = jsonQuoted(formatTimestamp(1_767_225_600_123_456))
         let client = clientId.map(jsonQuoted) ?? "null"
         #expect(message.ackFrame == #"{"type":"message.ack","id":42000000001,"conversation_id":\#(conversation),"client_id":\#(client),"timestamp":\#(time)}"#)
-        let object = #""id":42000000001,"conversation_id":\#(conversation),"sender":\#(jsonQuoted("ann\"e")),"receiver":"bö","message":\#(jsonQuoted(text)),"timestamp":\#(time)}"#
+        let object = #""id":42000000001,"conversation_id":\#(conversation),"sender":\#(jsonQuoted("ann\"e")),"receiver":"bö","message":\#(jsonQuoted(text)),"erased":false,"timestamp":\#(time)}"#
         #expect(message.json == "{" + object)
         #expect(message.fields(type: "message") == "{\"type\":\"message\"," + object)
         // And both are the JSON a client expects.
@@ -51,6 +51,12 @@ import Testing
         #expect(ack["client_id"] as? String == clientId)
         let delivery = try #require(JSONSerialization.jsonObject(with: Data(frames.message.text.utf8)) as? [String: Any])
         #expect(delivery["message"] as? String == text)
+        #expect(delivery["erased"] as? Bool == false)
+        // A deleted sender's message keeps its id and time, and says it is erased.
+        var erased = message
+        erased.text = nil
+        let gone = try #require(JSONSerialization.jsonObject(with: Data(erased.json.utf8)) as? [String: Any])
+        #expect(gone["message"] is NSNull && gone["erased"] as? Bool == true && gone["id"] as? Int == 42_000_000_001)
     }
 
     @Test func theSendQueueKeepsOrderBatchesAndHoldsAFullReader() async throws {

@@ -20,6 +20,7 @@ import Projections
             case .serverStarted: false
             case .chatStarted(let e): e.userA == user || e.userB == user
             case .messageSent(let e): e.senderId == user || e.receiverId == user
+            case .userErased(let e): e.userId == user
             }
         }
     }

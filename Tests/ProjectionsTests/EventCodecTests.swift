@@ -8,7 +8,8 @@ import Testing
         for event in sampleEvents {
             let record = event.record(timestamp: t0)
             #expect(record.type == event.typeId)
-            #expect(record.version == event.type.currentVersion)
+            #expect(record.version == event.version)
+            #expect(record.version == event.type.currentVersion || event.isPlaintextPersonal)
             let decoded = try record.payload.withUnsafeBytes {
                 try Event.decode(type: record.type, version: record.version, payload: $0)
             }
@@ -18,7 +19,9 @@ import Testing
 
     @Test func everyTypeIsCovered() {
         #expect(Set(sampleEvents.map(\.type)) == Set(EventType.allCases))
-        #expect(EventType.allCases.map(\.rawValue) == Array(1...10))
+        #expect(EventType.allCases.map(\.rawValue) == Array(1...11))
+        #expect(sampleEvents.contains { $0.version == 2 && $0.type == .userRegistered }, "a sealed registration")
+        #expect(sampleEvents.contains { $0.version == 3 && $0.type == .messageSent }, "a sealed message")
     }
 
     @Test func typeNamesMapBothWays() {
@@ -40,8 +43,8 @@ import Testing
     @Test func unknownTypeAndVersionThrowWithSeq() {
         let record = Record(seq: 42, timestamp: t0, type: 99, version: 1, payload: [])
         #expect(throws: EventDecodingError("unknown event type 99", seq: 42)) { try Event.decode(record) }
-        #expect(throws: EventDecodingError("unknown version 3 of MessageSent")) {
-            try [UInt8]().withUnsafeBytes { try Event.decode(type: 10, version: 3, payload: $0) }
+        #expect(throws: EventDecodingError("unknown version 4 of MessageSent")) {
+            try [UInt8]().withUnsafeBytes { try Event.decode(type: 10, version: 4, payload: $0) }
         }
         #expect(throws: EventDecodingError.self) {
             try [UInt8]().withUnsafeBytes { try Event.decode(type: 1, version: 0, payload: $0) }

@@ -38,9 +38,9 @@ struct RandomStream {
         now += Int64.random(in: 0...(5 * second), using: &rng)
         let seq = UInt64(items.count + 1)
         var r = event.record(timestamp: now)
-        if v1, case .messageSent(let m) = event {
+        if v1, case .messageSent(let m) = event, case .plain(let text) = m.body {
             r.version = 1
-            r.payload = messageSentV1Payload(conversation: m.conversation, sender: m.senderId, receiver: m.receiverId, text: m.text)
+            r.payload = messageSentV1Payload(conversation: m.conversation, sender: m.senderId, receiver: m.receiverId, text: text)
         }
         items.append(Item(event: event, record: Record(seq: seq, timestamp: now, type: r.type, version: r.version, payload: r.payload)))
     }

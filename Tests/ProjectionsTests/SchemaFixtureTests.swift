@@ -73,7 +73,8 @@ import Testing
         #expect(set.lastSeq == 13)
         #expect(set.users.count == 2)
         #expect(set.users.userId(named: "alice") == 1)
-        #expect(set.users.user(2)?.passwordHash == "pbkdf2_sha256$870000$c2FsdDI$aGFzaDI=")
+        #expect(set.users.user(2)?.account == .plain(username: "bob", passwordHash: "pbkdf2_sha256$870000$c2FsdDI$aGFzaDI="))
+        #expect(set.plaintextRecords == 4, "two plaintext registrations and two plaintext messages")
         #expect(set.users.lastActivity(of: 1) == base + 9_000_000)  // the refresh
         #expect(set.users.lastActivity(of: 2) == base + 8_000_000)  // the reply
         #expect(set.conversations.conversation(between: 2, 1) == 1)

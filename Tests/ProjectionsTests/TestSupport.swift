@@ -132,4 +132,8 @@ let sampleEvents: [Event] = [
     .chatStarted(ChatStarted(conversation: 1, userA: 1, userB: UInt32.max)),
     .messageSent(MessageSent(conversation: 1, senderId: 1, receiverId: 2, text: "héllo \"wörld\" 😀\n", clientId: "c-1")),
     .messageSent(MessageSent(conversation: 300, senderId: 70_000, receiverId: 2, text: "", clientId: nil)),
+    .userRegistered(UserRegistered(userId: 2, account: .sealed(nameKey: NameKey(hi: 7, lo: .max), box: Array(0..<61)))),
+    .messageSent(MessageSent(conversation: 1, senderId: 2, receiverId: 1, body: .sealed(Array(repeating: 9, count: 40)), clientId: "c-2")),
+    .messageSent(MessageSent(conversation: 1, senderId: 2, receiverId: 1, body: .sealed([]), clientId: nil)),
+    .userErased(UserErased(userId: 2)),
 ]
