@@ -72,8 +72,10 @@ def replay_events(data: str) -> list[dict]:
     return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
 
-def rebuild_digests(data: str, as_of: Optional[int] = None) -> dict[str, str]:
-    r = tool("rebuild", "--data", data, *(["--as-of", str(as_of)] if as_of is not None else []))
+def rebuild_digests(data: str, as_of: Optional[int] = None, from_snapshot: bool = False) -> dict[str, str]:
+    """The view digests of `rebuild` (with `from_snapshot`: started as `serve` starts)."""
+    r = tool("rebuild", "--data", data, *(["--as-of", str(as_of)] if as_of is not None else []),
+             *(["--from-snapshot"] if from_snapshot else []))
     if r.returncode != 0:
         raise RuntimeError(f"rebuild exited {r.returncode}: {r.stderr.strip()[-500:]}")
     out = {}
@@ -132,7 +134,10 @@ class Server:
     def pid(self) -> int:
         return self.proc.pid
 
-    def start(self, timeout: float = 60, expect_fail: bool = False) -> "Server":
+    def start(self, timeout: float = 60, expect_fail: bool = False, env: Optional[dict] = None,
+              wait: bool = True) -> "Server":
+        """Spawn the server; `env` adds variables for this run only (e.g. a test hook);
+        with wait=False return at once instead of waiting for /healthz."""
         assert self.proc is None
         self.port = free_port()
         cmd = [BIN, "serve", "--data", self.data, "--port", str(self.port),
@@ -140,8 +145,11 @@ class Server:
         self._out_start = os.path.getsize(self.out_path) if os.path.exists(self.out_path) else 0
         with open(self.out_path, "ab") as f:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=f,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         env={**os.environ, **env} if env else None)
         _live.add(self)
+        if not wait:
+            return self
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -197,6 +205,25 @@ class Server:
         except subprocess.TimeoutExpired:
             self.kill()
             return -9
+        self.proc = None
+        _live.discard(self)
+        self.http = requests.Session()
+        return rc
+
+    def wait_exit(self, timeout: float = 10) -> Optional[int]:
+        """Reap a server that ends by itself (a crash hook); its exit status, None if it did
+        not end in time (it is then killed)."""
+        if self.proc is None:
+            return None
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+        try:  # anything else left in its process group
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         self.proc = None
         _live.discard(self)
         self.http = requests.Session()

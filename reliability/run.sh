@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Reliability campaigns of chat-es (see RELIABILITY.md): crash, storage, fuzz, isolation.
+# Reliability campaigns of chat-es (see RELIABILITY.md): crash, storage, fuzz, isolation, erasure.
 #
-# usage: reliability/run.sh [--cycles N] [--fuzz-seconds S] [--only NAME[,NAME...]]
+# usage: reliability/run.sh [--cycles N] [--fuzz-seconds S] [--erasure-rounds N] [--only NAME[,NAME...]]
 #
 # Runs each campaign against the release binary (CHAT_ES_BIN, default
 # .build/release/chat-es; build it first with `swift build -c release`), each under
-# its own time limit so the whole run stays under 6 minutes (plus a one-time venv
+# its own time limit so the whole run stays under 7 minutes (plus a one-time venv
 # creation). Prints every campaign's figures, then a last line `N passed, M failed`
 # (campaigns counted); exits 1 if any campaign failed or ran out of time.
 #
@@ -25,11 +25,13 @@ export CHAT_ES_BIN=${CHAT_ES_BIN:-$repo/.build/release/chat-es}
 
 cycles=50
 fuzz_seconds=45
+erasure_rounds=40
 only=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --cycles) cycles=$2; shift 2 ;;
     --fuzz-seconds) fuzz_seconds=$2; shift 2 ;;
+    --erasure-rounds) erasure_rounds=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
@@ -38,7 +40,7 @@ done
 
 if [[ ! -x $CHAT_ES_BIN ]]; then
   echo "run.sh: $CHAT_ES_BIN not found; build it with: swift build -c release" >&2
-  echo "0 passed, 4 failed"
+  echo "0 passed, 5 failed"
   exit 1
 fi
 
@@ -61,7 +63,7 @@ fi
 python=$venv/bin/python
 if ! "$python" -c 'import requests, websockets' 2>/dev/null; then
   echo "run.sh: $venv lacks requests/websockets" >&2
-  echo "0 passed, 4 failed"
+  echo "0 passed, 5 failed"
   exit 1
 fi
 
@@ -96,6 +98,7 @@ run_campaign crash 110 "$here/crash.py" --cycles "$cycles"
 run_campaign storage 75 "$here/storage.py"
 run_campaign fuzz $((fuzz_seconds + 40)) "$here/fuzz.py" --seconds "$fuzz_seconds"
 run_campaign isolation 45 "$here/isolation.py"
+run_campaign erasure 90 "$here/erasure.py" --rounds "$erasure_rounds"
 
 echo "=== total $(( $(date +%s) - t_start ))s${failed_names[*]:+; failed: ${failed_names[*]}}"
 echo "$passed passed, $failed failed"

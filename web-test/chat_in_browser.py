@@ -1,11 +1,13 @@
 """Two users chat through the web client in headless Chromium (Selenium + Debian's chromedriver).
 
 Run by web-test/run.sh against a running server. Alice uses a desktop-sized window, Bob a
-phone-sized one. Steps stop at the first failure; screenshots are saved either way, and the
-last line is the pass/fail count.
+phone-sized one. They chat, Alice downloads her data and then deletes her account, and Bob's
+page shows her as "[deleted]" with her messages erased. Steps stop at the first failure;
+screenshots are saved either way, and the last line is the pass/fail count.
 """
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -21,27 +23,34 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 WAIT = 20  # seconds for any one thing to show up
 PASSWORD = "browser-pass-1"
+DELETED = "[deleted]"  # the name a deleted account reads as to everyone else
+ERASED = "message deleted"  # the page's placeholder for a message whose sender deleted the account
 
 
-def browser(width, height, profile):
+def browser(width, height, profile, downloads):
     options = Options()
     options.binary_location = "/usr/bin/chromium"
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 "--disable-extensions", "--no-first-run", f"--window-size={width},{height}",
                 f"--user-data-dir={profile}"):
         options.add_argument(arg)
+    options.add_experimental_option("prefs", {"download.default_directory": downloads,
+                                              "download.prompt_for_download": False,
+                                              "download.directory_upgrade": True})
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     driver.set_page_load_timeout(30)
     driver.set_script_timeout(30)
+    # Headless Chromium may ignore the profile's download preference: allow and direct downloads here too.
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads})
     return driver
 
 
 class Page:
     """One user's tab, addressed by the page's data-testid attributes."""
 
-    def __init__(self, driver, url, name):
-        self.d, self.url, self.name = driver, url, name
+    def __init__(self, driver, url, name, downloads):
+        self.d, self.url, self.name, self.downloads = driver, url, name, downloads
 
     def one(self, testid):
         return self.d.find_element(By.CSS_SELECTOR, f'[data-testid="{testid}"]')
@@ -62,7 +71,8 @@ class Page:
 
     def visible(self, testid):
         return self.d.execute_script(
-            "const e = document.querySelector(arguments[0]); return !!e && e.offsetParent !== null;",
+            # Laid out at all (offsetParent would be null for the fixed-position modal dialog too).
+            "const e = document.querySelector(arguments[0]); return !!e && e.getClientRects().length > 0;",
             f'[data-testid="{testid}"]')
 
     def type_into(self, testid, text):
@@ -91,6 +101,22 @@ class Page:
               (m) => [m.dataset.sender, m.querySelector('.text').textContent, m.dataset.state]);""")
         return [tuple(row) for row in rows]
 
+    def erased_flags(self):
+        """(sender, data-erased) of every message shown."""
+        rows = self.d.execute_script("""
+            return Array.from(document.querySelectorAll('[data-testid="message"]'), (m) => [m.dataset.sender, m.dataset.erased]);""")
+        return [tuple(row) for row in rows]
+
+    def session_stored(self):
+        return self.d.execute_script("return sessionStorage.getItem('chat-es.session')") is not None
+
+    def account_action(self, testid):
+        """Opens the header's Account menu and picks an item."""
+        if not self.d.execute_script("return document.querySelector('[data-testid=\"account-menu\"]').open"):
+            self.one("account-menu-button").click()
+        self.wait(f"{testid} in the account menu", lambda: self.visible(testid))
+        self.one(testid).click()
+
     def send(self, text):
         self.type_into("message-input", text)
         self.one("send-button").click()
@@ -104,14 +130,20 @@ class Page:
 
     @staticmethod
     def expected(message):
-        # The wrong-password step's 401 is logged by Chromium as a failed load; it is the point of that step.
-        return "/api/login/ - Failed to load resource: the server responded with a status of 401" in message
+        # The wrong-password steps' 401 (login) and 403 (account deletion) are logged by Chromium
+        # as failed loads; they are the point of those steps.
+        return ("/api/login/ - Failed to load resource: the server responded with a status of 401" in message
+                or "/api/account/delete/ - Failed to load resource: the server responded with a status of 403" in message)
 
-    def console_problems(self):
-        """Severe console entries: CSP violations, failed loads, uncaught errors."""
+    def console_problems(self, steps=()):
+        """Severe console entries (CSP violations, failed loads, uncaught errors), each with the
+        page and the step that was running when it was logged."""
+        def during(stamp):
+            names = [name for name, started in steps if started <= stamp]
+            return names[-1] if names else "?"
         try:
-            return [e["message"] for e in self.d.get_log("browser") if e.get("level") == "SEVERE"
-                    and not self.expected(e["message"])]
+            return [f"{self.name} during '{during(e.get('timestamp', 0))}': {e['message']}"
+                    for e in self.d.get_log("browser") if e.get("level") == "SEVERE" and not self.expected(e["message"])]
         except WebDriverException:
             return []
 
@@ -128,16 +160,22 @@ def main():
     profiles = tempfile.TemporaryDirectory(prefix="chat-es-chromium-")
     drivers = []
     try:
-        drivers.append(browser(1280, 800, os.path.join(profiles.name, "a")))
-        drivers.append(browser(420, 860, os.path.join(profiles.name, "b")))
-        alice = Page(drivers[0], args.url, "alice")
-        bob = Page(drivers[1], args.url, "bob")
+        downloads = {name: os.path.join(profiles.name, f"{name}-downloads") for name in ("a", "b")}
+        for folder in downloads.values():
+            os.makedirs(folder)
+        drivers.append(browser(1280, 800, os.path.join(profiles.name, "a"), downloads["a"]))
+        drivers.append(browser(420, 860, os.path.join(profiles.name, "b"), downloads["b"]))
+        alice = Page(drivers[0], args.url, "alice", downloads["a"])
+        bob = Page(drivers[1], args.url, "bob", downloads["b"])
         start = time.monotonic()
+
+        started = []  # (step, wall-clock ms when it started), to place console entries
 
         def step(name, action):
             if failed:
                 skipped.append(name)
                 return
+            started.append((name, time.time() * 1000))
             try:
                 action()
                 passed.append(name)
@@ -240,8 +278,105 @@ def main():
         step("logout ends the session", logout)
         step("a wrong password shows the error; logging in again works", wrong_password_then_login)
 
+        alice_said = ["Hello Bob, this is Alice", "Live both ways: café ✓", "Still live after the refresh",
+                      "From a duplicated tab", "Still here after a wrong password"]
+        bob_said = ["Hi Alice! Bob here.", "After the token refresh"]
+
+        def download_my_data():
+            # "Download my data" fetches the export with the bearer token and saves it through a
+            # blob URL under the name the server's Content-Disposition gives.
+            path = os.path.join(alice.downloads, "chat-es-export-alice.json")
+            alice.account_action("export-button")
+
+            def saved():
+                try:
+                    with open(path, encoding="utf-8") as file:
+                        return json.load(file)
+                except (OSError, ValueError):  # not there yet, or still being written
+                    return None
+            export = alice.wait("the downloaded export " + path, saved)
+            assert not [n for n in os.listdir(alice.downloads) if n.endswith(".crdownload")], "a download left unfinished"
+            assert export["user"]["username"] == "alice", export["user"]
+            assert any(s["how"] == "logout" for s in export["sessions"]), f"the logged-out session is missing: {export['sessions']}"
+            assert any(s["ended"] is None for s in export["sessions"]), "the open session is missing"
+            chats = [c for c in export["conversations"] if c["with"] == "bob"]
+            assert len(chats) == 1, f"conversations: {[c['with'] for c in export['conversations']]}"
+            held = [(m["sender"], m["message"]) for m in chats[0]["messages"]]
+            for text in alice_said[:-1]:  # the last one is sent after the download
+                assert ("alice", text) in held, f"{text!r} is not in the export: {held}"
+            for text in bob_said:
+                assert ("bob", text) in held, f"{text!r} is not in the export: {held}"
+            assert not any(m["erased"] for m in chats[0]["messages"])
+            alice.wait("the saved notice", lambda: "chat-es-export-alice.json" in alice.text("notice"))
+
+        def delete_with_wrong_password():
+            alice.account_action("delete-button")
+            alice.wait("the delete dialog", lambda: alice.visible("delete-dialog"))
+            alice.type_into("delete-password", "not-the-password")
+            alice.one("delete-confirm").click()
+            alice.one("delete-submit").click()
+            alice.wait("the wrong-password error", lambda: "wrong password" in alice.text("delete-error").lower())
+            assert alice.session_stored() and alice.visible("chat-view"), "a wrong password signed the page out"
+            alice.one("delete-cancel").click()
+            alice.wait("the dialog closed", lambda: not alice.visible("delete-dialog"))
+            # Nothing was deleted: the session still works and Bob still reads Alice's words.
+            alice.all('[data-testid="conversation"][data-username="bob"] button')[0].click()
+            alice.wait("the chat with bob", lambda: alice.text("chat-peer") == "bob")
+            alice.wait("a live socket", lambda: alice.one("connection-status").get_attribute("data-state") == "open")
+            alice.send(alice_said[-1])
+            bob.shows("alice", alice_said[-1])
+
+        def delete_account():
+            alice.account_action("delete-button")
+            alice.wait("the delete dialog", lambda: alice.visible("delete-dialog"))
+            alice.type_into("delete-password", PASSWORD)
+            alice.one("delete-confirm").click()
+            alice.one("delete-submit").click()
+            alice.wait("the sign-in view after deletion", lambda: alice.visible("auth-form"))
+            assert not alice.visible("delete-dialog"), "the dialog stayed open"
+            assert not alice.session_stored(), "tokens kept"
+            alice.wait("the deletion notice", lambda: "deleted" in alice.text("notice").lower())
+            assert alice.one("connection-status").get_attribute("data-state") == "closed", "the socket stayed open"
+
+        def deleted_cannot_log_in():
+            alice.type_into("auth-username", "alice")
+            alice.type_into("auth-password", PASSWORD)
+            alice.one("login-button").click()
+            alice.wait("login refused", lambda: "No active account" in alice.text("auth-error"))
+            assert not alice.visible("chat-view") and not alice.session_stored()
+
+        def bob_sees_erasure(after):
+            # Bob still has the chat open: it now shows "[deleted]", a placeholder for each of her
+            # messages, his own messages as they were, and nothing of what she wrote.
+            bob.wait(f"the peer named {DELETED} {after}", lambda: bob.text("chat-peer") == DELETED)
+            # The exchange in order: alice, bob, alice, bob, alice, alice (duplicate tab), alice.
+            expected = [(DELETED, ERASED), ("bob", bob_said[0]), (DELETED, ERASED), ("bob", bob_said[1]),
+                        (DELETED, ERASED), (DELETED, ERASED), (DELETED, ERASED)]
+            bob.wait(f"erased placeholders in place of alice's messages {after}",
+                     lambda: [(s, t) for s, t, _ in bob.messages()] == expected)
+            assert all(flag == ("true" if sender == DELETED else "false") for sender, flag in bob.erased_flags())
+            page = bob.d.execute_script("return document.body.textContent")
+            for text in alice_said:
+                assert text not in page, f"{text!r} is still on bob's page {after}"
+            assert bob.all(f'[data-testid="conversation"][data-username="{DELETED}"]'), "the conversation list names alice"
+            assert not bob.all('[data-username="alice"]'), "alice is still listed"
+            assert bob.visible("peer-gone") and not bob.visible("composer"), "bob can still write to a deleted account"
+
+        def bob_sees_erasure_after_reload():
+            bob.d.refresh()
+            bob.wait("the chat view after reload", lambda: bob.visible("chat-view"))
+            bob_sees_erasure("after a reload")
+
+        step("alice downloads her data: a JSON file with her messages", download_my_data)
+        step("a wrong password in the delete dialog shows the error and deletes nothing", delete_with_wrong_password)
+        step("the right password deletes the account and signs the page out", delete_account)
+        step("the deleted account cannot log in", deleted_cannot_log_in)
+        step("bob's open chat shows [deleted] and erased messages live", lambda: bob_sees_erasure("live"))
+        step("bob's page still shows them so after a reload", bob_sees_erasure_after_reload)
+        step("screenshot of the erasure", lambda: drivers[1].save_screenshot(os.path.join(args.artifacts, "web-chat-b-erased.png")))
+
         def console_clean():
-            problems = alice.console_problems() + bob.console_problems()
+            problems = alice.console_problems(started) + bob.console_problems(started)
             assert not problems, f"console errors: {problems}"
         step("no console errors (CSP, loads, scripts)", console_clean)
         print(f"web-test: took {time.monotonic() - start:.1f} s", flush=True)

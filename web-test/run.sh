@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The web client in a real browser: starts the given chat-es binary on a free port and has two
 # headless Chromium sessions (Selenium + chromedriver from Debian) sign up, chat live both ways,
-# reload, and log out. Screenshots go to artifacts/. Usage: web-test/run.sh path/to/chat-es
+# reload, log out, download one user's data and delete that account (the other page then shows
+# "[deleted]" and erased messages). Screenshots go to artifacts/. Usage: web-test/run.sh path/to/chat-es
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -9,7 +9,8 @@ import Testing
     static let methods = ["get", "post", "put", "patch", "delete", "head", "options"]
 
     /// The routes API.md marks "(auth)": they must declare bearer auth and refuse a request without it.
-    static let authenticated: Set<ChatRoute> = [.logout, .onlineUsers, .suggestions, .startChat, .send, .history, .conversations]
+    static let authenticated: Set<ChatRoute> = [.logout, .onlineUsers, .suggestions, .startChat, .send, .history, .conversations,
+                                                .deleteAccount, .exportAccount]
 
     static func document() throws -> [String: Any] {
         let buffer = try #require(WebAssets.shared.data(for: .openAPI))
@@ -111,16 +112,26 @@ import Testing
 
     /// Calls every documented operation on a live test server, with the document's example body
     /// and real ids: each must be routed, and answer a status (and media type) it documents.
+    /// The account-deletion example holds the password of the account calling it, so it really
+    /// deletes that account: it is called last, and must have answered 200 with the session over.
     @Test func everyDocumentedOperationIsServedAsDocumented() async throws {
         let data = TestData()
         let service = try await data.service()
         try await service.application().test(.router) { client in
             let doc = try Self.document()
-            let me = try await client.account("tess")
+            let deletion = try #require((doc["paths"] as? [String: [String: Any]])?[ChatRoute.deleteAccount.template]?["post"] as? [String: Any])
+            let deletionExample = ((deletion["requestBody"] as? [String: Any])?["content"] as? [String: Any])?["application/json"] as? [String: Any]
+            let password = try #require((deletionExample?["example"] as? [String: Any])?["password"] as? String)
+            let me = try await client.account("tess", password: password)
             _ = try await client.account("uma")
             let start = try await client.post("/api/chat/start/", ["receiver_id": "uma"], token: me.access)
             let conversation = try #require(object(start)["conversation_id"] as? String)
-            for (method, template, op) in Self.operations(doc) {
+            let isDeletion = { (op: (method: String, path: String, op: [String: Any])) in
+                op.path == ChatRoute.deleteAccount.template && op.method.uppercased() == ChatRoute.deleteAccount.method.rawValue
+            }
+            let operations = Self.operations(doc).filter { !isDeletion($0) } + Self.operations(doc).filter(isDeletion)
+            var answered: [String: UInt] = [:]
+            for (method, template, op) in operations {
                 let path = template.replacingOccurrences(of: "{user_id}", with: String(me.id))
                     .replacingOccurrences(of: "{conversation_id}", with: conversation)
                 let content = ((op["requestBody"] as? [String: Any])?["content"] as? [String: Any])?["application/json"] as? [String: Any]
@@ -131,6 +142,7 @@ import Testing
                     body = ByteBuffer(data: try JSONSerialization.data(withJSONObject: example))
                 }
                 let response = try await client.execute(uri: path, method: .init(method.uppercased())!, headers: headers, body: body)
+                answered["\(method.uppercased()) \(template)"] = UInt(response.status.code)
                 let status = String(response.status.code)
                 let responses = op["responses"] as? [String: Any] ?? [:]
                 #expect(responses[status] != nil, "\(method) \(path) answered \(status), documented: \(responses.keys.sorted())")
@@ -148,6 +160,14 @@ import Testing
                     #expect(anonymous.status == .unauthorized, "\(method) \(path) served without a token")
                 }
             }
+            // The examples of the account routes did what they say: the export was served, and
+            // the deletion deleted tess (her token and her password are refused from now on).
+            #expect(answered["GET \(ChatRoute.exportAccount.template)"] == 200)
+            #expect(answered["POST \(ChatRoute.deleteAccount.template)"] == 200)
+            let after = try await client.get("/api/conversations/", token: me.access)
+            #expect(after.status == .unauthorized && object(after)["code"] as? String == "token_not_valid")
+            let login = try await client.post("/api/login/", ["username": "tess", "password": password])
+            #expect(login.status == .unauthorized && object(login)["code"] as? String == "no_active_account")
         }
         await service.shutdown()
     }

@@ -3,8 +3,8 @@ import Hummingbird
 import Testing
 @testable import API
 
-/// postman/: every request names a route that exists, the whole flow is there, and the
-/// scripts keep the tokens in variables.
+/// postman/: every request names a route that exists, the whole flow is there, no request
+/// leans on a session that has ended, and the scripts keep the tokens in variables.
 @Suite struct PostmanTests {
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("postman")
@@ -26,6 +26,21 @@ import Testing
         let events = item["event"] as? [[String: Any]] ?? []
         let event = events.first { $0["listen"] as? String == listen }
         return ((event?["script"] as? [String: Any])?["exec"] as? [String] ?? []).joined(separator: "\n")
+    }
+
+    /// The statuses an item's test script accepts: its `pm.expect(pm.response.code).to.be.oneOf([…])`.
+    static func expectedCodes(_ item: [String: Any]) -> [Int] {
+        let test = script(item, "test")
+        guard let regex = try? NSRegularExpression(pattern: #"pm\.response\.code\)\.to\.be\.oneOf\(\[([0-9,\s]*)\]\)"#),
+              let match = regex.firstMatch(in: test, range: NSRange(test.startIndex..., in: test)),
+              let range = Range(match.range(at: 1), in: test) else { return [] }
+        return test[range].split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+    }
+
+    /// True when the request is sent with the collection's bearer token (`{{access}}`), i.e. it
+    /// does not say `auth: noauth` for itself.
+    static func usesSession(_ item: [String: Any]) -> Bool {
+        ((item["request"] as? [String: Any])?["auth"] as? [String: Any])?["type"] as? String != "noauth"
     }
 
     /// The route a request names: `{{baseUrl}}` and the query dropped, `{{var}}` segments filled in.
@@ -57,7 +72,9 @@ import Testing
 
     @Test func theWholeFlowIsThereInOrder() throws {
         let routes = Self.requests(try Self.load("chat-es.postman_collection.json")).compactMap(Self.route(of:))
-        let flow: [ChatRoute] = [.register, .login, .refresh, .onlineUsers, .suggestions, .startChat, .send, .history, .logout]
+        // The account is deleted last, from a second session: logout ended the first one.
+        let flow: [ChatRoute] = [.register, .login, .refresh, .onlineUsers, .suggestions, .startChat, .send, .history, .exportAccount,
+                                 .logout, .login, .deleteAccount]
         var rest = routes[...]
         for step in flow {
             guard let at = rest.firstIndex(of: step) else {
@@ -68,15 +85,53 @@ import Testing
         }
     }
 
+    /// Logout and account deletion end the session: until a login opens a new one, no request
+    /// may use `{{access}}` (a step that shows a dead token is refused names its token itself,
+    /// with `auth: noauth`). A step that expects the logout or deletion to fail ends nothing.
+    /// The deletion that succeeds must be there (nothing after it can log in again).
+    @Test func noRequestUsesASessionThatEnded() throws {
+        let items = Self.requests(try Self.load("chat-es.postman_collection.json"))
+        var live = false
+        var deleted = false
+        for item in items {
+            let name = item["name"] as? String ?? "?"
+            let route = Self.route(of: item)
+            let codes = Self.expectedCodes(item)
+            #expect(!codes.isEmpty, "\(name): no oneOf([...]) status check")
+            if Self.usesSession(item) {
+                #expect(live, "\(name) uses {{access}}, but no session is open at that point")
+                #expect(route.map { OpenAPITests.authenticated.contains($0) } == true, "\(name) sends a token to a public route")
+            }
+            let succeeds = !codes.isEmpty && codes.allSatisfy { (200..<300).contains($0) }
+            switch route {
+            case .login? where succeeds: live = true
+            case .logout? where succeeds: live = false
+            case .deleteAccount? where succeeds:
+                live = false
+                deleted = true
+            default: break
+            }
+        }
+        #expect(deleted, "no step deletes the account with a 200")
+    }
+
     @Test func scriptsKeepTokensInVariables() throws {
         let collection = try Self.load("chat-es.postman_collection.json")
         let items = Self.requests(collection)
         func item(_ route: ChatRoute) throws -> [String: Any] { try #require(items.first { Self.route(of: $0) == route }) }
-        for route in [ChatRoute.login, .refresh] {
-            let test = Self.script(try item(route), "test")
-            // Refresh tokens rotate: both tokens are stored after login and after every refresh.
-            #expect(test.contains("pm.environment.set(\"access\", body.access)"), "\(route.template)")
-            #expect(test.contains("pm.environment.set(\"refresh\", body.refresh)"), "\(route.template)")
+        // Refresh tokens rotate: both tokens are stored after every login and every refresh that succeeds.
+        let opening = items.filter { [ChatRoute.login, .refresh].contains(Self.route(of: $0)) && Self.expectedCodes($0) == [200] }
+        #expect(opening.count >= 3, "login, refresh and the second login")
+        for entry in opening {
+            let test = Self.script(entry, "test")
+            #expect(test.contains("pm.environment.set(\"access\", body.access)"), "\(entry["name"] ?? "?")")
+            #expect(test.contains("pm.environment.set(\"refresh\", body.refresh)"), "\(entry["name"] ?? "?")")
+        }
+        // Logout and deletion forget the session's tokens.
+        for entry in items where [ChatRoute.logout, .deleteAccount].contains(Self.route(of: entry)) && Self.expectedCodes(entry) == [200] {
+            let test = Self.script(entry, "test")
+            #expect(test.contains("pm.environment.unset(\"access\")") && test.contains("pm.environment.unset(\"refresh\")"),
+                    "\(entry["name"] ?? "?")")
         }
         #expect(Self.script(try item(.startChat), "test").contains("pm.environment.set(\"conversationId\""))
         // The bearer token of authenticated requests is the stored access token.

@@ -101,7 +101,7 @@ import Testing
 
     @Test func aSocketOutlivesItsAccessTokenWhileTheSessionIsOpen() async throws {
         let data = TestData()
-        let service = try await data.service(accessLifetime: 1)
+        let service = try await data.service(accessLifetime: 3)
         try await service.application().test(.live) { client in
             // Whatever a test leaves open closes (1001), so a failure cannot hang the teardown.
             defer { service.beginShutdown() }
@@ -111,7 +111,12 @@ import Testing
             let frames = Received()
             _ = Self.listen(client, ana.access, into: frames, until: "still here")
             try await frames.waitFor("pong")
-            try await Task.sleep(nanoseconds: 2_200_000_000)  // the access token has expired
+            // Until the access token that opened the socket is refused everywhere else.
+            let deadline = Date().addingTimeInterval(15)
+            while try await client.get("/api/conversations/", token: ana.access).status == .ok, Date() < deadline {
+                try await Task.sleep(nanoseconds: 200_000_000)
+            }
+            #expect(try await client.get("/api/conversations/", token: ana.access).status == .unauthorized)
             let fresh = object(try await client.post("/api/login/", ["username": "ben", "password": "pw-long-enough"]))
             _ = try await client.post("/api/chat/send/", ["receiver": "ana", "message": "still here"],
                                       token: try #require(fresh["access"] as? String))

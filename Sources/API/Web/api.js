@@ -43,8 +43,11 @@ export function jwtPayload(token) {
   }
 }
 
-/** One JSON request; returns the parsed body or throws ApiError (status 0 when offline). */
-export async function request(method, path, { body, token } = {}) {
+/**
+ * One JSON request; returns the parsed body (or, with `raw`, the Response itself, unread) or
+ * throws ApiError (status 0 when offline).
+ */
+export async function request(method, path, { body, token, raw = false } = {}) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -54,6 +57,7 @@ export async function request(method, path, { body, token } = {}) {
   } catch {
     throw new ApiError(0, { detail: "The server cannot be reached.", code: "offline" });
   }
+  if (raw && response.ok) return response;
   let data = null;
   try {
     data = await response.json();
@@ -65,8 +69,29 @@ export async function request(method, path, { body, token } = {}) {
 }
 
 /**
+ * The file name a `Content-Disposition: attachment` header gives: RFC 8187's `filename*`
+ * (UTF-8, percent-encoded) when present, else the plain `filename`; null when there is none.
+ * Path separators and control characters are replaced, so it is only ever a name.
+ */
+export function attachmentName(header) {
+  if (!header) return null;
+  let name = null;
+  const extended = /filename\*\s*=\s*([^']*)'[^']*'([^;]+)/i.exec(header);
+  if (extended && /^utf-8$/i.test(extended[1].trim())) {
+    try { name = decodeURIComponent(extended[2].trim()); } catch { name = null; }
+  }
+  if (!name) {
+    const plain = /filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))/i.exec(header);
+    if (plain) name = plain[1] !== undefined ? plain[1].replace(/\\(.)/g, "$1") : plain[2];
+  }
+  name = name?.replace(/[\u0000-\u001f\u007f/\\]/g, "_").trim();
+  return name || null;
+}
+
+/**
  * The logged-in user's tokens. Fires "tokens" after every rotation (the socket reconnects
- * with the new access token) and "ended" when the session is gone (logout, expiry, reuse).
+ * with the new access token) and "ended" when the session is gone (logout, expiry, reuse,
+ * account deletion).
  */
 export class Session extends EventTarget {
   constructor() {
@@ -78,6 +103,7 @@ export class Session extends EventTarget {
     this.refreshing = null;
     this.timer = null;
     this.refreshCount = 0;
+    this.ending = false; // a logout or account deletion of ours is under way: it ends the session itself
     channel?.addEventListener("message", ({ data }) => this.adopt(data));
   }
 
@@ -88,7 +114,11 @@ export class Session extends EventTarget {
   adopt(message) {
     if (!this.active || !message || message.sid !== this.sid) return false;
     if (message.ended) {
-      this.end("You logged out in another tab.", { announce: false });
+      // While our own logout or deletion runs, that ends the session here when it answers.
+      if (!this.ending) {
+        this.end(message.deleted ? "Your account was deleted in another tab." : "You logged out in another tab.",
+          { announce: false });
+      }
       return true;
     }
     if (message.previous !== this.refreshToken || !message.refresh) return false;
@@ -161,26 +191,54 @@ export class Session extends EventTarget {
     return this.refreshing;
   }
 
-  /** An authenticated call; an access token refused as expired is refreshed once and retried. */
-  async call(method, path, body) {
+  /**
+   * An authenticated call; an access token refused as expired is refreshed once and retried.
+   * With `raw`, the Response of a success is returned unread (for a download).
+   */
+  async call(method, path, body, { raw = false } = {}) {
     if (this.refreshing) await this.refreshing.catch(() => {});
     if (this.accessExpiresIn() < 2000) await this.refresh();
     try {
-      return await request(method, path, { body, token: this.access });
+      return await request(method, path, { body, token: this.access, raw });
     } catch (error) {
       if (error.status !== 401 || error.code !== "token_not_valid" || !this.active) throw error;
       await this.refresh();
-      return request(method, path, { body, token: this.access });
+      return request(method, path, { body, token: this.access, raw });
     }
   }
 
   async logout() {
+    this.ending = true;
     try {
       if (this.accessExpiresIn() < 2000) await this.refresh();
       await request("POST", "/api/logout/", { body: { refresh: this.refreshToken }, token: this.access });
     } finally {
+      this.ending = false;
       this.end(null);
     }
+  }
+
+  /** Everything the server holds about me, as a Blob and the file name the server gives it. */
+  async exportData() {
+    const response = await this.call("GET", "/api/account/export/", undefined, { raw: true });
+    const blob = await response.blob();
+    const name = attachmentName(response.headers.get("Content-Disposition"));
+    return { blob, filename: name ?? `chat-es-export-${this.user?.username ?? "me"}.json` };
+  }
+
+  /**
+   * Deletes (erases) my account; the password is asked again. On success every session of the
+   * account is over, this one included: it ends here with `reason`. On an error (403
+   * wrong_password, 429, ...) nothing happened and the session goes on.
+   */
+  async deleteAccount(password, reason = null) {
+    this.ending = true;
+    try {
+      await this.call("POST", "/api/account/delete/", { password });
+    } finally {
+      this.ending = false;
+    }
+    this.end(reason, { deleted: true });
   }
 
   /** Milliseconds until the access token expires, on our clock. */
@@ -211,12 +269,14 @@ export class Session extends EventTarget {
     }, wait);
   }
 
-  end(reason, { announce = true } = {}) {
+  /** Forgets the session here (once; later calls do nothing) and tells the other pages of it. */
+  end(reason, { announce = true, deleted = false } = {}) {
+    if (!this.active) return;
     clearTimeout(this.timer);
     const sid = this.sid;
     if (sid) {
       try { localStorage.removeItem(ROTATED_KEY + sid); } catch { /* storage off */ }
-      if (announce) channel?.postMessage({ sid, ended: true });
+      if (announce) channel?.postMessage({ sid, ended: true, deleted });
     }
     this.user = null;
     this.access = null;

@@ -1,10 +1,12 @@
-// The web chat page: sign up / log in, who is online, conversations, live messages.
+// The web chat page: sign up / log in, who is online, conversations, live messages, and the
+// account's own actions (download my data, delete account).
 // Only the contract of API.md is used; every user-supplied text goes in via textContent.
 
 import { ApiError, Session } from "/web/api.js";
 import { ChatSocket } from "/web/socket.js";
 
 const $ = (id) => document.getElementById(id);
+const DELETED = "[deleted]"; // the name a deleted (erased) account reads as to everyone else
 const session = new Session();
 const socket = new ChatSocket(() => session.access, () => state.lastSeen, () => session.refresh());
 
@@ -16,6 +18,7 @@ const state = {
   current: null, // { conversation_id, peer }
   online: [],
   pollTimer: null,
+  endedMeanwhile: false, // the socket said "session ended" while our own logout/deletion ran
 };
 
 // ---------- small helpers ----------
@@ -32,9 +35,11 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-function notice(text) {
+/** A line under the header: an error by default, or `"info"` for good news. */
+function notice(text, kind = "error") {
   const box = $("notice");
   box.textContent = text ?? "";
+  box.dataset.kind = kind;
   box.hidden = !text;
   clearTimeout(notice.timer);
   if (text) notice.timer = setTimeout(() => { box.hidden = true; }, 8000);
@@ -57,6 +62,11 @@ function timeOf(stamp) {
 
 function peerOf(summary) {
   return summary.participants.find((p) => p.id !== session.user.id) ?? summary.participants[0];
+}
+
+/** A message whose sender deleted their account: `"message": null, "erased": true`. */
+function isErased(message) {
+  return message.erased === true || message.message === null;
 }
 
 // ---------- views ----------
@@ -103,6 +113,7 @@ function resetState() {
   $("online-list").replaceChildren();
   $("suggestion-list").replaceChildren();
   $("composer").hidden = true;
+  $("peer-gone").hidden = true;
   $("message-list").hidden = true;
   $("empty-chat").hidden = false;
   $("chat-peer").textContent = "No chat open";
@@ -112,18 +123,26 @@ function resetState() {
 // ---------- people ----------
 
 function personItem(name, detail, testid, onClick, extra = {}) {
-  const button = el("button", { type: "button", class: "person", onclick: onClick },
-    el("span", { class: "avatar", "aria-hidden": "true" }, name.slice(0, 1).toUpperCase()),
+  const gone = name === DELETED;
+  const button = el("button", { type: "button", class: gone ? "person deleted" : "person", onclick: onClick },
+    el("span", { class: "avatar", "aria-hidden": "true" }, gone ? "?" : name.slice(0, 1).toUpperCase()),
     el("span", { class: "name" }, name),
     el("span", { class: "detail" }, detail));
   return el("li", { "data-testid": testid, dataset: { username: name, ...extra } }, button);
 }
 
+/** True while no background request should start: signed out, or our logout/deletion is under way. */
+function quiet() {
+  return !session.active || session.ending;
+}
+
 async function loadOnline() {
+  if (quiet()) return;
   try {
     const page = await session.call("GET", "/api/online-users/?limit=200");
     state.online = page.results;
-    const others = page.results.filter((u) => u.id !== session.user.id);
+    // A deleted account cannot be chatted with: it is left out wherever it could be picked.
+    const others = page.results.filter((u) => u.id !== session.user.id && u.username !== DELETED);
     // The others, like the list: the server's count includes me (my session is open).
     $("online-count").textContent = String(Math.max(0, page.count - 1));
     const items = others.map((u) => personItem(u.username, u.connected ? "live" : "online", "online-user",
@@ -136,9 +155,10 @@ async function loadOnline() {
 }
 
 async function loadSuggestions() {
+  if (quiet()) return;
   try {
     const data = await session.call("GET", `/api/suggested-friends/${session.user.id}`);
-    const items = data.results.map((s) => personItem(s.username,
+    const items = data.results.filter((s) => s.username !== DELETED).map((s) => personItem(s.username,
       s.mutual_friends ? `${s.mutual_friends} mutual` : "active lately", "suggestion", () => startChat(s.username)));
     if (!items.length) items.push(el("li", { class: "muted" }, "No suggestions yet."));
     $("suggestion-list").replaceChildren(...items);
@@ -160,7 +180,8 @@ function renderConversations() {
   const sorted = [...state.conversations.values()].sort((a, b) => (b.last_message?.id ?? 0) - (a.last_message?.id ?? 0));
   const items = sorted.map((c) => {
     const peer = peerOf(c).username;
-    const last = c.last_message ? `${c.last_message.sender === session.user.username ? "you: " : ""}${c.last_message.message}` : "no messages yet";
+    const lastText = c.last_message && (isErased(c.last_message) ? "message deleted" : c.last_message.message);
+    const last = c.last_message ? `${c.last_message.sender === session.user.username ? "you: " : ""}${lastText}` : "no messages yet";
     const item = personItem(peer, c.unread ? `${c.unread} new · ${last}` : last, "conversation",
       () => openConversation(c.conversation_id, peer), { conversation: c.conversation_id });
     if (state.current?.conversation_id === c.conversation_id) item.firstChild.setAttribute("aria-current", "true");
@@ -192,7 +213,9 @@ async function openConversation(conversationId, peer) {
   state.current = { conversation_id: conversationId, peer };
   sessionStorage.setItem("chat-es.open", conversationId);
   $("chat-peer").textContent = peer;
-  $("composer").hidden = false;
+  const gone = peer === DELETED;
+  $("composer").hidden = gone;
+  $("peer-gone").hidden = !gone;
   $("message-list").hidden = false;
   $("empty-chat").hidden = true;
   document.body.classList.add("show-chat");
@@ -206,7 +229,7 @@ async function openConversation(conversationId, peer) {
     notice(errorText(error));
   }
   if (state.current?.conversation_id === conversationId) renderMessages();
-  $("message-input").focus();
+  if (!gone) $("message-input").focus();
 }
 
 /** Reads the whole history page by page (the server caps a page at 500). */
@@ -232,12 +255,16 @@ function remember(message) {
 
 function messageItem(message, pending) {
   const mine = message.sender === session.user.username;
+  const erased = !pending && isErased(message);
   const stateName = pending ? (pending.failed ? "failed" : "pending") : "sent";
   const meta = pending ? (pending.failed ? `not sent: ${pending.failed}` : "sending…") : timeOf(message.timestamp);
+  const text = erased
+    ? el("span", { class: "text erased", "data-testid": "erased-message" }, "message deleted")
+    : el("span", { class: "text" }, message.message);
   return el("li", {
-    class: `bubble ${mine ? "mine" : "theirs"} ${stateName}`, "data-testid": "message",
-    dataset: { id: String(message.id ?? ""), sender: message.sender, state: stateName },
-  }, el("span", { class: "text" }, message.message), el("span", { class: "meta" }, meta));
+    class: `bubble ${mine ? "mine" : "theirs"} ${stateName}${erased ? " erased" : ""}`, "data-testid": "message",
+    dataset: { id: String(message.id ?? ""), sender: message.sender, state: stateName, erased: String(erased) },
+  }, text, el("span", { class: "meta" }, meta));
 }
 
 function renderMessages() {
@@ -276,7 +303,7 @@ function onAck(frame) {
   if (!pending) return;
   state.pending.delete(frame.client_id);
   onMessage({ id: frame.id, conversation_id: frame.conversation_id, sender: session.user.username,
-    receiver: pending.receiver, message: pending.text, timestamp: frame.timestamp });
+    receiver: pending.receiver, message: pending.text, erased: false, timestamp: frame.timestamp });
   renderMessages();
 }
 
@@ -321,13 +348,37 @@ setInterval(() => {
   for (const [clientId, p] of state.pending) if (!p.failed && Date.now() - p.sentAt > 10_000) deliver(clientId);
 }, 5000);
 
+/**
+ * A friend deleted their account (their presence frame names "[deleted]"): their name and
+ * message texts are gone, so read the conversations again, and the histories of those that
+ * now show "[deleted]" (messages already shown would keep their old text otherwise).
+ */
+async function onErasure() {
+  if (quiet()) return;
+  loadOnline();
+  loadSuggestions();
+  const before = new Set([...state.conversations.values()].filter((c) => peerOf(c).username === DELETED).map((c) => c.conversation_id));
+  try {
+    await loadConversations();
+  } catch (error) {
+    if (session.active) notice(errorText(error));
+    return;
+  }
+  for (const summary of state.conversations.values()) {
+    const id = summary.conversation_id;
+    if (before.has(id) || peerOf(summary).username !== DELETED) continue;
+    state.messages.delete(id);
+    if (state.current?.conversation_id === id) await openConversation(id, DELETED);
+  }
+}
+
 // ---------- socket frames ----------
 
 socket.addEventListener("frame", ({ detail: frame }) => {
   switch (frame.type) {
     case "message": return onMessage(frame);
     case "message.ack": return onAck(frame);
-    case "presence": return loadOnline();
+    case "presence": return frame.user === DELETED ? onErasure() : loadOnline();
     case "error": {
       const p = frame.client_id && state.pending.get(frame.client_id);
       if (p) {
@@ -359,9 +410,93 @@ session.addEventListener("tokens", () => {
 
 session.addEventListener("ended", ({ detail }) => {
   socket.stop();
+  closeDeleteDialog();
+  $("account-menu").open = false;
   resetState();
   showAuth(detail);
 });
+
+// The server closed the socket with 4401 "session ended": this session is over everywhere
+// (logged out or deleted in another tab or browser, refresh-token reuse, refresh expiry).
+// Sign out here instead of reconnecting; our own logout or deletion signs out when it answers.
+socket.addEventListener("ended", () => {
+  if (session.ending) {
+    state.endedMeanwhile = true;
+    return;
+  }
+  session.end("Your session has ended; please log in again.");
+});
+
+// ---------- my account: download my data, delete account ----------
+
+/** Saves the export under the name the server gives it, through a blob URL and <a download>. */
+async function downloadMyData() {
+  $("account-menu").open = false;
+  const button = $("export-button");
+  button.disabled = true;
+  try {
+    const { blob, filename } = await session.exportData();
+    const url = URL.createObjectURL(blob);
+    const link = el("a", { href: url, download: filename, hidden: "" });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000); // the download may still be reading it
+    notice(`Your data is downloading as ${filename}.`, "info");
+  } catch (error) {
+    if (session.active) notice(errorText(error));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function openDeleteDialog() {
+  $("account-menu").open = false;
+  $("delete-form").reset();
+  $("delete-username").value = session.user.username; // for password managers
+  $("delete-error").hidden = true;
+  $("delete-dialog").showModal();
+  $("delete-password").focus();
+}
+
+function closeDeleteDialog() {
+  const dialog = $("delete-dialog");
+  if (dialog.open) dialog.close();
+  $("delete-form").reset();
+  $("delete-error").hidden = true;
+}
+
+function deleteError(text) {
+  const error = $("delete-error");
+  error.textContent = text;
+  error.hidden = false;
+}
+
+async function deleteAccount(event) {
+  event.preventDefault();
+  const password = $("delete-password").value;
+  if (!password) return deleteError("Enter your password to confirm.");
+  if (!$("delete-confirm").checked) return deleteError("Tick the box to confirm that this cannot be undone.");
+  const buttons = [$("delete-submit"), $("delete-cancel")];
+  buttons.forEach((b) => { b.disabled = true; });
+  $("delete-error").hidden = true;
+  state.endedMeanwhile = false;
+  try {
+    await session.deleteAccount(password); // on success the session ends: "ended" shows the sign-in view
+    notice("Your account has been deleted. Your messages now read “message deleted” for everyone.", "info");
+  } catch (error) {
+    if (state.endedMeanwhile) {
+      session.end("Your session has ended; please log in again.");
+    } else if (error.status === 403 && error.code === "wrong_password") {
+      deleteError("Wrong password: the account was not deleted.");
+      $("delete-password").select();
+    } else if (session.active) {
+      deleteError(errorText(error));
+    }
+  } finally {
+    buttons.forEach((b) => { b.disabled = false; });
+  }
+}
 
 async function authenticate(event, mode) {
   event?.preventDefault();
@@ -383,7 +518,13 @@ async function authenticate(event, mode) {
 
 $("auth-form").addEventListener("submit", (e) => authenticate(e, "login"));
 $("signup-button").addEventListener("click", (e) => authenticate(e, "signup"));
+$("export-button").addEventListener("click", downloadMyData);
+$("delete-button").addEventListener("click", openDeleteDialog);
+$("delete-cancel").addEventListener("click", closeDeleteDialog);
+$("delete-form").addEventListener("submit", deleteAccount);
+$("delete-dialog").addEventListener("close", () => $("delete-form").reset());
 $("logout-button").addEventListener("click", async () => {
+  $("account-menu").open = false;
   try {
     await session.logout();
   } catch (error) {
@@ -400,6 +541,18 @@ $("message-input").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey) send(e); // Shift+Enter for a new line
 });
 $("back-button").addEventListener("click", () => document.body.classList.remove("show-chat"));
+// The account menu closes on a click elsewhere and on Escape, as menus do.
+document.addEventListener("click", (e) => {
+  const menu = $("account-menu");
+  if (menu.open && !menu.contains(e.target)) menu.open = false;
+});
+document.addEventListener("keydown", (e) => {
+  const menu = $("account-menu");
+  if (e.key === "Escape" && menu.open) {
+    menu.open = false;
+    menu.querySelector("summary").focus();
+  }
+});
 window.addEventListener("online", () => socket.reconnect());
 
 if (session.restore()) {

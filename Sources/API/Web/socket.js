@@ -1,12 +1,17 @@
 // The chat WebSocket of API.md: connects with ?token=<access>, asks for what it missed with a
 // sync frame on every (re)connect, and reconnects with backoff. Fires "frame" for each JSON
-// frame and "state" when the connection opens or drops.
+// frame, "state" when the connection opens or drops, and "ended" when the server closed it
+// because the session is over (4401 "session ended": logout, refresh-token reuse, refresh
+// expiry, account deletion) — then it stays closed: reconnecting could never succeed.
+
+/** Consecutive 4401 refusals (no frame in between) after which the session counts as over. */
+const MAX_REFUSALS = 3;
 
 export class ChatSocket extends EventTarget {
   /**
    * @param {() => string|null} token the current access token
    * @param {() => number} lastSeen the highest message id already shown
-   * @param {() => Promise<void>} refresh renews the access token after a 4401 close
+   * @param {() => Promise<void>} refresh renews the access token after a 4401 "authentication failed"
    */
   constructor(token, lastSeen, refresh) {
     super();
@@ -19,12 +24,14 @@ export class ChatSocket extends EventTarget {
     this.retryTimer = null;
     this.stopped = true;
     this.connects = 0;
+    this.refusals = 0; // 4401 closes since the last frame received
   }
 
   get isOpen() { return this.ws?.readyState === WebSocket.OPEN; }
 
   start() {
     this.stopped = false;
+    this.refusals = 0;
     this.open();
   }
 
@@ -65,6 +72,7 @@ export class ChatSocket extends EventTarget {
       this.setState("open");
     };
     ws.onmessage = (event) => {
+      this.refusals = 0; // a refused socket is closed before it says anything
       let frame;
       try {
         frame = JSON.parse(event.data);
@@ -79,7 +87,18 @@ export class ChatSocket extends EventTarget {
       this.setState("closed");
       if (this.stopped) return;
       if (event.code === 4401) {
-        // The access token was refused (expired or revoked): renew it before trying again.
+        // The upgrade succeeds even for a bad token (onopen runs), so count refusals instead.
+        this.refusals += 1;
+        if (event.reason === "session ended" || this.refusals >= MAX_REFUSALS) {
+          // The session is over everywhere: no token of it will work again.
+          this.stopped = true;
+          clearTimeout(this.retryTimer);
+          this.dispatchEvent(new CustomEvent("ended", { detail: event.reason }));
+          return;
+        }
+        // The access token was refused at connect (it expired while we were away): renew it
+        // first. A refresh refused with 401 ends the session (Session.end); offline, the
+        // session's own refresh timer or the "online" event reconnects later.
         this.refresh().then(() => this.retry(), () => {});
       } else {
         this.retry();
