@@ -23,6 +23,10 @@ public final class ChatService: @unchecked Sendable {
     private var _ledger: Ledger?
     private var _deliveries: DurableDeliveries?
     private var _replayed: UInt64 = 0
+    private var _logHead: UInt64 = 0
+    /// The last start's replay: seconds and events.
+    private var _lastStart: (seconds: Double, events: UInt64) = (0, 0)
+    private var _snapshots: SnapshotScheduler?
 
     public init(config: ServerConfig, logger: Logger) async {
         self.config = config
@@ -50,10 +54,22 @@ public final class ChatService: @unchecked Sendable {
         let log = try EventLog.open(directory: logDir, options: EventLogOptions(durability: durability))
         if !log.recovery.isClean { logger.warning("log recovery: \(log.recovery.description)") }
         let total = log.durableSeq
-        logger.info("replaying \(total) events from \(logDir)")
+        lock.withLock { _logHead = total }
         let started = Date()
+        let loaded = ProjectionSet.loadNewestSnapshot(from: config.dataDirectory) { seq in try? log.chainHash(at: seq) }
+        for (file, why) in loaded.skipped { logger.warning("snapshot \(file.name) skipped: \(why)") }
+        var views = loaded.set ?? ProjectionSet()
+        if let file = loaded.file {
+            let age = Int(Date().timeIntervalSince1970 - file.modified)
+            logger.info("starting from snapshot \(file.name) (seq \(file.seq), \(age) s old, read in \(String(format: "%.2f", Date().timeIntervalSince(started))) s); replaying the \(total - file.seq) events after it")
+        } else {
+            logger.info(loaded.skipped.isEmpty ? "no snapshot: replaying all \(total) events from \(logDir)"
+                                               : "no usable snapshot: full replay of \(total) events from \(logDir)")
+        }
+        lock.withLock { _replayed = views.lastSeq }
         var lastReport = Date()
-        let views = try ProjectionSet.rebuild(scan: { try log.scan(from: 1, $0) }, progress: { seq in
+        let from = views.lastSeq + 1
+        try views.replayInParallel(scan: { body in try log.scan(from: from, body) }, progress: { seq in
             self.lock.withLock { self._replayed = seq }
             if Date().timeIntervalSince(lastReport) > 1 {
                 lastReport = Date()
@@ -61,7 +77,8 @@ public final class ChatService: @unchecked Sendable {
             }
         })
         let seconds = Date().timeIntervalSince(started)
-        logger.info("replayed \(total) events in \(String(format: "%.2f", seconds)) s; \(views.users.count) users, \(views.conversations.messageCount) messages")
+        lock.withLock { _lastStart = (seconds, total - (from - 1)) }
+        logger.info("started in \(String(format: "%.2f", seconds)) s (\(total - (from - 1)) events replayed); \(views.users.count) users, \(views.conversations.messageCount) messages")
         if views.plaintextRecords > 0 {
             await log.close()
             throw StartError.plaintextLog(dataDirectory: config.dataDirectory, records: views.plaintextRecords)
@@ -82,6 +99,10 @@ public final class ChatService: @unchecked Sendable {
             Task { await self.expireSessions() }
         }
         await expireSessions()
+        let scheduler = SnapshotScheduler(dataDirectory: config.dataDirectory, log: log, policy: config.snapshots,
+                                          logger: logger, startedFrom: loaded.file)
+        lock.withLock { _snapshots = scheduler }
+        scheduler.start()
         logger.info("serving on \(config.host):\(config.port)")
     }
 
@@ -117,7 +138,34 @@ public final class ChatService: @unchecked Sendable {
     public func shutdown() async {
         expiryTimer.cancel()
         beginShutdown()
-        if let ledger { await ledger.log.close() }
+        let snapshots = lock.withLock { _snapshots }
+        snapshots?.stop()
+        if let ledger {
+            await ledger.log.close()
+            await writeShutdownSnapshot(ledger, snapshots: snapshots)
+        }
+    }
+
+    /// At a graceful stop the views equal the flushed log: writing them is the cheapest
+    /// snapshot there is (nothing to fold), and the next start replays nothing.
+    private func writeShutdownSnapshot(_ ledger: Ledger, snapshots: SnapshotScheduler?) async {
+        let views = await ledger.views
+        let head = ledger.log.head
+        guard ledger.log.failureReason == nil, views.lastSeq == head.seq, head.seq > (snapshots?.newest.seq ?? 0) else { return }
+        do {
+            let started = Date()
+            let file = try views.writeSnapshot(to: config.dataDirectory, chainHash: head.hash)
+            ProjectionSet.pruneSnapshots(in: config.dataDirectory, keep: config.snapshots.keep)
+            snapshots?.noteWritten(file)
+            logger.info("snapshot at seq \(head.seq) written at shutdown in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+        } catch {
+            logger.error("no snapshot at shutdown: \(error)")
+        }
+    }
+
+    /// What `/healthz` and `/metrics` report of the start and of snapshots.
+    var startReport: (head: UInt64, replayed: UInt64, seconds: Double, events: UInt64, snapshot: (seq: UInt64, age: Double)?) {
+        lock.withLock { (_logHead, _replayed, _lastStart.seconds, _lastStart.events, _snapshots?.newest) }
     }
 
     /// Marks the service stopping and closes every socket with 1001.
@@ -126,9 +174,10 @@ public final class ChatService: @unchecked Sendable {
         hub.closeAll()
     }
 
+    /// The log's durable head (while replaying, the head the replay is heading for).
     var logPosition: UInt64 {
         if let ledger { return ledger.log.durableSeq }
-        return lock.withLock { _replayed }
+        return lock.withLock { _logHead }
     }
 
     /// The crash test hook: dies at once, as `kill -9` would, if `config.crashPoint` names `point`.

@@ -22,7 +22,9 @@ struct RouteHandlers {
             return Response.json("{\"status\":\"storage_failed\",\"detail\":\(jsonQuoted(failure)),\"log_position\":\(service.logPosition)}", status: .serviceUnavailable)
         }
         guard service.ledger != nil else {
-            return Response.json("{\"status\":\"replaying\",\"log_position\":\(service.logPosition)}", status: .serviceUnavailable)
+            let start = service.startReport
+            return Response.json("{\"status\":\"replaying\",\"log_position\":\(start.head),\"replayed\":\(start.replayed)}",
+                                 status: .serviceUnavailable)
         }
         return Response.json("{\"status\":\"ok\",\"log_position\":\(service.logPosition)}")
     }
@@ -32,7 +34,7 @@ struct RouteHandlers {
         if let ledger = service.ledger { users = await ledger.views.users.count }
         let text = MetricsExport.text(logPosition: service.logPosition, openSockets: service.hub.openSockets,
                                       users: users, durable: service.ledger?.log.durableSeq ?? 0,
-                                      syncs: service.ledger?.log.syncStatistics ?? (0, 0))
+                                      syncs: service.ledger?.log.syncStatistics ?? (0, 0), start: service.startReport)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: text)))
     }

@@ -21,13 +21,16 @@ public struct ServerConfig: Sendable {
     /// Test hook (`CHAT_ES_CRASH_POINT`): the process kills itself with SIGKILL at this named
     /// point of an account deletion, so crash campaigns can stop it between two steps.
     public var crashPoint: String?
+    /// When the server writes snapshots of its views.
+    public var snapshots: SnapshotPolicy
 
     public init(dataDirectory: String = "data", host: String = "127.0.0.1", port: Int = 8000,
                 durability: String = "always", passwordIterations: Int = 1_500_000,
                 accessLifetime: Int64 = 300, refreshLifetime: Int64 = 86_400,
                 socketRate: Double = 500, socketBurst: Double = 2000,
                 loginFailuresPerUser: Double = 10, loginFailuresPerAddress: Double = 100,
-                secret: [UInt8] = [], masterKey: MasterKey? = nil, crashPoint: String? = nil) {
+                secret: [UInt8] = [], masterKey: MasterKey? = nil, crashPoint: String? = nil,
+                snapshots: SnapshotPolicy = SnapshotPolicy()) {
         self.dataDirectory = dataDirectory
         self.host = host
         self.port = port
@@ -42,5 +45,6 @@ public struct ServerConfig: Sendable {
         self.secret = secret
         self.masterKey = masterKey
         self.crashPoint = crashPoint
+        self.snapshots = snapshots
     }
 }

@@ -31,7 +31,8 @@ public enum MetricsExport {
 
     /// Registry samples plus the gauges read straight from the service.
     static func text(logPosition: UInt64, openSockets: Int, users: Int, durable: UInt64,
-                     syncs: (count: UInt64, seconds: Double)) -> String {
+                     syncs: (count: UInt64, seconds: Double),
+                     start: (head: UInt64, replayed: UInt64, seconds: Double, events: UInt64, snapshot: (seq: UInt64, age: Double)?)) -> String {
         var out = registry.emitToString()
         out += "# TYPE chat_log_fsyncs_total counter\nchat_log_fsyncs_total \(syncs.count)\n"
         out += "# TYPE chat_log_fsync_seconds_total counter\nchat_log_fsync_seconds_total \(syncs.seconds)\n"
@@ -39,6 +40,14 @@ public enum MetricsExport {
         out += "# TYPE chat_log_durable_seq gauge\nchat_log_durable_seq \(durable)\n"
         out += "# TYPE chat_open_sockets gauge\nchat_open_sockets \(openSockets)\n"
         out += "# TYPE chat_users gauge\nchat_users \(users)\n"
+        out += "# HELP chat_start_replay_seconds How long the last start took to load its snapshot and replay the log.\n"
+        out += "# TYPE chat_start_replay_seconds gauge\nchat_start_replay_seconds \(start.seconds)\n"
+        out += "# TYPE chat_start_replayed_events gauge\nchat_start_replayed_events \(start.events)\n"
+        if let snapshot = start.snapshot {
+            out += "# HELP chat_snapshot_age_seconds Age of the newest snapshot this server wrote or started from.\n"
+            out += "# TYPE chat_snapshot_age_seconds gauge\nchat_snapshot_age_seconds \(snapshot.age)\n"
+            out += "# TYPE chat_snapshot_seq gauge\nchat_snapshot_seq \(snapshot.seq)\n"
+        }
         return out
     }
 }

@@ -74,6 +74,28 @@ struct BatchIndex {
 }
 
 extension EventLog {
+    /// The hash (hex) of the header of the durable batch that ends at `seq`, read from that
+    /// batch's successor (its `prevHash`) or, at the head, from the chain's tip; nil when no
+    /// durable batch ends exactly at `seq`. A snapshot taken at `seq` recorded this hash, so a
+    /// match proves the snapshot was made of this very log.
+    public func chainHash(at seq: UInt64) throws -> String? {
+        let head = self.head
+        if seq == head.seq { return head.hash }
+        guard seq < head.seq else { return nil }
+        if seq == 0 { return hexString(BatchHeader.zeroHash) }
+        indexLock.lock()
+        let next = index.locate(seq + 1)
+        let opened = next.map { location in Result { try index.reader(for: Int(location.segment)) } }
+        indexLock.unlock()
+        guard let next, next.firstSeq == seq + 1, let (fd, path) = try opened?.get() else { return nil }
+        var bytes = [UInt8](repeating: 0, count: BatchHeader.encodedSize)
+        let got = try bytes.withUnsafeMutableBytes { try FileIO.preadFully(fd, $0, offset: Int(next.offset), path: path) }
+        guard got == bytes.count, case let .success(header) = bytes.withUnsafeBytes({ BatchHeader.decode($0) }) else {
+            throw EventLogError.corrupt(file: path, offset: Int(next.offset), reason: "batch header unreadable")
+        }
+        return hexString(header.prevHash)
+    }
+
     /// Reads one durable record by seq (for history), through the index and the batch cache.
     public func read(seq: UInt64) throws -> Record {
         guard seq >= 1, seq <= durableSeq else { throw EventLogError.notFound(seq) }

@@ -10,6 +10,11 @@ public final class LogCursor {
     private var offset = 0
     private let decoder = LZ4FrameDecoder()
     private var rawBuffer: [UInt8] = []
+    /// The hash (hex) of the header of the last batch read to its end: the chain's tip at
+    /// `nextSeq - 1` when that seq ends a batch (a snapshot taken there records it).
+    public private(set) var lastBatchHash = hexString(BatchHeader.zeroHash)
+    /// The last seq of that batch.
+    public private(set) var lastBatchEnd: UInt64 = 0
     /// Bytes read so far (compressed, as on disk) and delivered raw record bytes.
     public private(set) var bytesRead = 0
     public private(set) var rawBytesRead = 0
@@ -80,7 +85,11 @@ public final class LogCursor {
                             return true
                         }
                     }
-                    if nextSeq > header.lastSeq { local = batch.end }
+                    if nextSeq > header.lastSeq {
+                        local = batch.end
+                        lastBatchHash = hexString(header.headerHash)
+                        lastBatchEnd = header.lastSeq
+                    }
                     moved = true
                 }
                 return moved

@@ -121,6 +121,23 @@ enum DurableFiles {
         return names
     }
 
+    /// Seconds since the epoch of the last change; 0 if the file cannot be read.
+    static func modificationTime(_ path: String) -> Double {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return 0 }
+        return Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
+    }
+
+    static func fileSize(_ path: String) -> Int {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int(st.st_size) : 0
+    }
+
+    /// True if a process with this id exists (it may belong to someone else).
+    static func processExists(_ pid: Int32) -> Bool {
+        kill(pid, 0) == 0 || errno == EPERM
+    }
+
     static func remove(_ path: String) {
         unlink(path)
     }

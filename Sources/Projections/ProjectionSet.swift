@@ -75,19 +75,25 @@ public struct ProjectionSet: Sendable, Equatable {
         do {
             if type == EventType.messageSent.rawValue, EventType.messageSent.readableVersions.contains(version) {
                 let m = try MessageSummary.decode(version: version, payload: payload)
-                if version < 3 { plaintextRecords += 1 }
-                users.noteActivity(m.senderId, at: timestamp)
-                conversations.appendMessage(
-                    conversation: m.conversation, sender: m.senderId, receiver: m.receiverId,
-                    clientKey: m.clientKey, seq: seq, timestamp: timestamp)
-                lastSeq = seq
-                lastTimestamp = timestamp
+                applyMessage(m, seq: seq, timestamp: timestamp, plaintext: version < 3)
             } else {
                 apply(try Event.decode(type: type, version: version, payload: payload), seq: seq, timestamp: timestamp)
             }
         } catch let error as EventDecodingError {
             throw error.naming(seq: seq)
         }
+    }
+
+    /// The MessageSent fast path: what the views keep of a message, without its text.
+    mutating func applyMessage(_ m: MessageSummary, seq: UInt64, timestamp: Int64, plaintext: Bool) {
+        guard seq > lastSeq else { return }
+        if plaintext { plaintextRecords += 1 }
+        users.noteActivity(m.senderId, at: timestamp)
+        conversations.appendMessage(
+            conversation: m.conversation, sender: m.senderId, receiver: m.receiverId,
+            clientKey: m.clientKey, seq: seq, timestamp: timestamp)
+        lastSeq = seq
+        lastTimestamp = timestamp
     }
 
     public mutating func apply(header: RecordHeader, payload: UnsafeRawBufferPointer) throws {

@@ -18,6 +18,9 @@ public enum AsOf: Sendable, Equatable {
 /// body for each record in order until the body returns false.
 public typealias RecordScanner = ((RecordHeader, UnsafeRawBufferPointer) throws -> Bool) throws -> Void
 
+/// A `RecordScanner` that may run on another thread (the reader of `replayInParallel`).
+public typealias SendableRecordScanner = @Sendable ((RecordHeader, UnsafeRawBufferPointer) throws -> Bool) throws -> Void
+
 extension ProjectionSet {
     /// Folds the records `scan` yields into a fresh set, stopping after `asOf`.
     /// `progress` gets the current seq every 65,536 records and once at the end.
@@ -26,6 +29,15 @@ extension ProjectionSet {
     ) throws -> ProjectionSet {
         var set = ProjectionSet()
         try set.replay(scan: scan, asOf: asOf, progress: progress)
+        return set
+    }
+
+    /// `rebuild` on two threads (`replayInParallel`): the start-up and audit path.
+    public static func rebuildInParallel(
+        scan: @escaping SendableRecordScanner, asOf: AsOf? = nil, progress: ((UInt64) -> Void)? = nil
+    ) throws -> ProjectionSet {
+        var set = ProjectionSet()
+        try set.replayInParallel(scan: scan, asOf: asOf, progress: progress)
         return set
     }
 

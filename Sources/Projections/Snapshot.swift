@@ -1,33 +1,53 @@
-/// Snapshots: the whole `ProjectionSet` at a log position, so start-up replays only
-/// the records after it.
+import EventLog
+
+/// Snapshots: the whole `ProjectionSet` at a log position, so a start replays only the
+/// records after it.
 ///
-/// File: `<data dir>/snapshots/<lastSeq, 20 digits>.snap`, little-endian:
-/// `"CHATSNAP"`, u32 format, u64 lastSeq, i64 lastTimestamp, u64 plaintextRecords, u16 view count, per view
-/// (string name, u32 version), u64 body size, u64 FNV-1a of the header so far and the
-/// body, then the body
-/// (each view's canonical encoding in `viewNames` order) as LZ4 chunks. The header is
-/// uncompressed so stale versions are rejected before any decompression.
+/// File: `<data dir>/snapshots/<lastSeq, 20 digits>-<schema fingerprint, 8 hex>.snap`,
+/// little-endian: `"CHATSNAP"`, u32 format, u64 lastSeq, i64 lastTimestamp, u64
+/// plaintextRecords, 32 bytes chain hash (the header hash of the log's batch that ends at
+/// lastSeq), u16 view count, per view (string name, u32 version), u64 body size, u64 FNV-1a of
+/// the header so far and the body, then the body (each view's canonical encoding in
+/// `viewNames` order) as LZ4 chunks. The header is uncompressed so stale versions are rejected
+/// before any decompression; the chain hash ties the snapshot to the log it was made of.
 extension ProjectionSet {
     static let snapshotMagic: [UInt8] = Array("CHATSNAP".utf8)
-    static let snapshotFormat: UInt32 = 2
+    static let snapshotFormat: UInt32 = 3
 
     /// The snapshot directory inside a data directory.
     public static func snapshotDirectory(in dataDir: String) -> String { "\(dataDir)/snapshots" }
 
-    /// Writes this state as `snapshots/<lastSeq>.snap` under `dataDir` (created if
-    /// needed) atomically and durably; returns the file's path. Takes a while for
-    /// big states: call it on a copy, off the Ledger.
+    /// Identifies the snapshot format and every view's name and version: a snapshot whose
+    /// fingerprint differs was made by a build whose views mean something else.
+    public static let schemaFingerprint: String = {
+        var h = FNV1a64()
+        h.update(snapshotFormat)
+        for name in viewNames {
+            h.update(Array(name.utf8))
+            h.update(UInt32(versions[name] ?? 0))
+        }
+        return String(h.hex.suffix(8))
+    }()
+
+    /// Writes this state as a snapshot under `dataDir` (created if needed) atomically and
+    /// durably (temp file, fsync, rename, fsync of the directory); `chainHash` is the log's
+    /// `chainHash(at: lastSeq)`. Takes a while for big states: call it on a copy, off the Ledger.
     @discardableResult
-    public func writeSnapshot(to dataDir: String) throws -> String {
+    public func writeSnapshot(to dataDir: String, chainHash: String) throws -> SnapshotFile {
         let dir = Self.snapshotDirectory(in: dataDir)
         try DurableFiles.makeDirectory(dataDir)
         try DurableFiles.makeDirectory(dir)
-        let path = "\(dir)/\(Self.snapshotFileName(seq: lastSeq))"
-        try DurableFiles.writeAtomically(snapshotBytes(), to: path, directory: dir)
-        return path
+        let name = SnapshotFile.name(seq: lastSeq, fingerprint: Self.schemaFingerprint)
+        let bytes = try snapshotBytes(chainHash: chainHash)
+        try DurableFiles.writeAtomically(bytes, to: "\(dir)/\(name)", directory: dir)
+        return SnapshotFile(directory: dir, name: name, seq: lastSeq, fingerprint: Self.schemaFingerprint,
+                            size: bytes.count, modified: DurableFiles.modificationTime("\(dir)/\(name)"))
     }
 
-    func snapshotBytes() -> [UInt8] {
+    func snapshotBytes(chainHash: String) throws -> [UInt8] {
+        guard let hash = SecretMaterial.hexBytes(chainHash), hash.count == 32 else {
+            throw SnapshotError("chain hash \(chainHash) is not 32 bytes of hex")
+        }
         var body = ByteWriter(capacity: 1 << 16)
         for name in Self.viewNames { body.raw(canonicalBytes(of: name)) }
 
@@ -37,6 +57,7 @@ extension ProjectionSet {
         w.fixed(lastSeq)
         w.fixed(lastTimestamp)
         w.fixed(plaintextRecords)
+        w.raw(hash)
         w.fixed(UInt16(Self.viewNames.count))
         for name in Self.viewNames {
             w.string(name)
@@ -51,71 +72,103 @@ extension ProjectionSet {
         return w.bytes
     }
 
-    /// The newest usable snapshot under `dataDir` (at or before `maxSeq`, if given).
-    /// A snapshot written by other view versions, or damaged in any way, is skipped;
-    /// nil means: rebuild from the log. The caller must replay the log after
-    /// `lastSeq`, and should distrust a snapshot past the log's end.
-    public static func loadSnapshot(from dataDir: String, maxSeq: UInt64? = nil) -> ProjectionSet? {
+    /// The snapshot files under `dataDir`, well named, ascending by seq.
+    public static func snapshotFiles(in dataDir: String) -> [SnapshotFile] {
         let dir = snapshotDirectory(in: dataDir)
-        for (seq, name) in snapshotFiles(in: dir).reversed() {
-            if let maxSeq, seq > maxSeq { continue }
-            if let bytes = DurableFiles.readFile("\(dir)/\(name)"), let set = decodeSnapshot(bytes), set.lastSeq == seq {
-                return set
+        return DurableFiles.listDirectory(dir).compactMap { SnapshotFile(directory: dir, name: $0) }
+            .sorted { ($0.seq, $0.name) < ($1.seq, $1.name) }
+    }
+
+    /// The newest snapshot this build can start from: its fingerprint matches, it is intact,
+    /// and `chainHash(seq)` (the log's hash at its position; nil past the log's end) equals the
+    /// one it recorded. Every newer snapshot passed over is named in `skipped` with the reason.
+    public static func loadNewestSnapshot(
+        from dataDir: String, chainHash: (UInt64) -> String?
+    ) -> (set: ProjectionSet?, file: SnapshotFile?, skipped: [(SnapshotFile, String)]) {
+        var skipped: [(SnapshotFile, String)] = []
+        for file in snapshotFiles(in: dataDir).reversed() {
+            guard file.fingerprint == schemaFingerprint else {
+                skipped.append((file, "made with other view versions (a schema change)"))
+                continue
+            }
+            guard let logHash = chainHash(file.seq) else {
+                skipped.append((file, "its position \(file.seq) is not a batch end of this log (past its end?)"))
+                continue
+            }
+            switch decodeSnapshot(DurableFiles.readFile(file.path) ?? [], expectedSeq: file.seq) {
+            case let .failure(error):
+                skipped.append((file, error.description))
+            case let .success((set, hash)) where hash == logHash:
+                return (set, file, skipped)
+            case .success:
+                skipped.append((file, "made of another log (its chain hash differs from this log's at seq \(file.seq))"))
             }
         }
-        return nil
+        return (nil, nil, skipped)
     }
 
-    /// Deletes all but the newest `keep` snapshots.
+    /// Deletes all but the newest `keep` snapshots of this build's fingerprint, snapshots of
+    /// other fingerprints older than the newest kept one (a newer one may be an upgrade's,
+    /// written ahead of its restart), and temp files of writers that are gone.
     public static func pruneSnapshots(in dataDir: String, keep: Int) {
+        let files = snapshotFiles(in: dataDir)
+        let mine = files.filter { $0.fingerprint == schemaFingerprint }
+        for file in mine.dropLast(max(keep, 1)) { DurableFiles.remove(file.path) }
+        if let newest = mine.last {
+            for file in files where file.fingerprint != schemaFingerprint && file.seq < newest.seq {
+                DurableFiles.remove(file.path)
+            }
+        }
         let dir = snapshotDirectory(in: dataDir)
-        let files = snapshotFiles(in: dir)
-        for (_, name) in files.dropLast(max(keep, 0)) { DurableFiles.remove("\(dir)/\(name)") }
+        for name in DurableFiles.listDirectory(dir) {
+            guard let range = name.range(of: ".tmp-"), let pid = Int32(name[range.upperBound...]) else { continue }
+            if !DurableFiles.processExists(pid) { DurableFiles.remove("\(dir)/\(name)") }
+        }
     }
 
-    static func snapshotFileName(seq: UInt64) -> String {
-        let digits = String(seq)
-        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".snap"
-    }
-
-    /// (seq, file name) of well-named snapshot files, ascending.
-    static func snapshotFiles(in dir: String) -> [(UInt64, String)] {
-        DurableFiles.listDirectory(dir).compactMap { name -> (UInt64, String)? in
-            guard name.utf8.count == 25, name.hasSuffix(".snap"), let seq = UInt64(name.prefix(20)) else { return nil }
-            return (seq, name)
-        }.sorted { $0.0 < $1.0 }
-    }
-
-    static func decodeSnapshot(_ bytes: [UInt8]) -> ProjectionSet? {
-        bytes.withUnsafeBytes { raw -> ProjectionSet? in
+    /// The state in `bytes` and the chain hash it recorded, or why it cannot be used.
+    static func decodeSnapshot(_ bytes: [UInt8], expectedSeq: UInt64? = nil) -> Result<(ProjectionSet, String), SnapshotError> {
+        bytes.withUnsafeBytes { raw -> Result<(ProjectionSet, String), SnapshotError> in
             var r = ByteReader(raw)
-            guard let magic = try? r.bytes(snapshotMagic.count), magic.elementsEqual(snapshotMagic),
-                  (try? r.fixed(UInt32.self)) == snapshotFormat,
-                  let lastSeq = try? r.fixed(UInt64.self),
+            guard let magic = try? r.bytes(snapshotMagic.count), magic.elementsEqual(snapshotMagic) else {
+                return .failure(SnapshotError(bytes.isEmpty ? "empty or unreadable" : "not a snapshot"))
+            }
+            guard let format = try? r.fixed(UInt32.self), format == snapshotFormat else {
+                return .failure(SnapshotError("another snapshot format"))
+            }
+            guard let lastSeq = try? r.fixed(UInt64.self),
                   let lastTimestamp = try? r.fixed(Int64.self),
                   let plaintextRecords = try? r.fixed(UInt64.self),
+                  let hash = try? r.bytes(32),
                   let viewCount = try? r.fixed(UInt16.self)
-            else { return nil }
+            else { return .failure(SnapshotError("truncated header")) }
+            if let expectedSeq, expectedSeq != lastSeq {
+                return .failure(SnapshotError("holds seq \(lastSeq), its name says \(expectedSeq)"))
+            }
+            let chainHash = hexString(Array(hash))
             var stored: [String: Int] = [:]
             var order: [String] = []
             for _ in 0..<viewCount {
-                guard let name = try? r.string(), let version = try? r.fixed(UInt32.self) else { return nil }
+                guard let name = try? r.string(), let version = try? r.fixed(UInt32.self) else {
+                    return .failure(SnapshotError("truncated header"))
+                }
                 stored[name] = Int(version)
                 order.append(name)
             }
             // Any other view set or version means the state has another meaning now.
-            guard order == viewNames, stored == versions,
-                  let bodySize = try? r.fixed(UInt64.self), let size = Int(exactly: bodySize)
-            else { return nil }
+            guard order == viewNames, stored == versions else { return .failure(SnapshotError("other view versions")) }
+            guard let bodySize = try? r.fixed(UInt64.self), let size = Int(exactly: bodySize) else {
+                return .failure(SnapshotError("truncated header"))
+            }
             let headerEnd = r.offset
-            guard let checksum = try? r.fixed(UInt64.self),
-                  let body = LZ4Chunks.decompress(&r, expectedSize: size), r.remaining == 0
-            else { return nil }
+            guard let checksum = try? r.fixed(UInt64.self), let body = LZ4Chunks.decompress(&r, expectedSize: size),
+                  r.remaining == 0
+            else { return .failure(SnapshotError("truncated or damaged body")) }
             var h = FNV1a64()
             h.update(UnsafeRawBufferPointer(rebasing: raw[0..<headerEnd]))
             h.update(body)
-            guard h.value == checksum else { return nil }
-            return body.withUnsafeBytes { bodyRaw -> ProjectionSet? in
+            guard h.value == checksum else { return .failure(SnapshotError("checksum mismatch")) }
+            return body.withUnsafeBytes { bodyRaw -> Result<(ProjectionSet, String), SnapshotError> in
                 var br = ByteReader(bodyRaw)
                 var set = ProjectionSet()
                 do {
@@ -126,13 +179,57 @@ extension ProjectionSet {
                     set.conversations = try ConversationsView(decoding: &br)
                     try br.finish()
                 } catch {
-                    return nil
+                    return .failure(SnapshotError("views do not decode: \(error)"))
                 }
                 set.lastSeq = lastSeq
                 set.lastTimestamp = lastTimestamp
                 set.plaintextRecords = plaintextRecords
-                return set
+                return .success((set, chainHash))
             }
         }
     }
+}
+
+/// One snapshot file: where it is, the position it holds and the build it fits.
+public struct SnapshotFile: Sendable, Equatable {
+    public let directory: String
+    public let name: String
+    public let seq: UInt64
+    public let fingerprint: String
+    public let size: Int
+    /// Seconds since the epoch.
+    public let modified: Double
+
+    public var path: String { "\(directory)/\(name)" }
+
+    init(directory: String, name: String, seq: UInt64, fingerprint: String, size: Int, modified: Double) {
+        self.directory = directory
+        self.name = name
+        self.seq = seq
+        self.fingerprint = fingerprint
+        self.size = size
+        self.modified = modified
+    }
+
+    /// Parses `<20 digits>-<8 hex>.snap`; nil for any other name (temp files included).
+    init?(directory: String, name: String) {
+        let parts = name.split(separator: "-")
+        guard name.hasSuffix(".snap"), name.utf8.count == 34, parts.count == 2, parts[0].utf8.count == 20,
+              let seq = UInt64(parts[0]) else { return nil }
+        let path = "\(directory)/\(name)"
+        self.init(directory: directory, name: name, seq: seq, fingerprint: String(parts[1].prefix(8)),
+                  size: DurableFiles.fileSize(path), modified: DurableFiles.modificationTime(path))
+    }
+
+    static func name(seq: UInt64, fingerprint: String) -> String {
+        let digits = String(seq)
+        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + "-" + fingerprint + ".snap"
+    }
+}
+
+/// Why a snapshot was not used, or could not be written.
+public struct SnapshotError: Error, CustomStringConvertible {
+    public let description: String
+
+    init(_ description: String) { self.description = description }
 }

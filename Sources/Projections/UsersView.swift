@@ -28,8 +28,12 @@ public struct UserInfo: Sendable, Equatable {
 public struct UsersView: Projection {
     public static let version = 2
 
-    /// `users[id - 1]`: ids are dense, so an array beats a dictionary.
+    /// `users[id - 1]`: ids are dense, so an array beats a dictionary. `lastActivity` is kept
+    /// apart, in `activity`, not here: every message updates it, and 8 bytes a user stay in
+    /// cache where the whole record would not.
     var users: [UserInfo] = []
+    /// `activity[id - 1]`: each user's `lastActivity`.
+    var activity: [Int64] = []
     /// Plaintext accounts, keyed by `username.lowercased()`.
     var idsByName: [String: UInt32] = [:]
     /// Sealed accounts, erased ones included: a name stays taken forever.
@@ -39,7 +43,7 @@ public struct UsersView: Projection {
 
     public var count: Int { users.count }
     public var nextUserId: UInt32 { UInt32(users.count + 1) }
-    public var all: [UserInfo] { users }
+    public var all: [UserInfo] { users.indices.map { withActivity($0) } }
     /// Erased users, ascending.
     public var erasedIds: [UInt32] { users.filter(\.erased).map(\.id) }
 
@@ -56,7 +60,13 @@ public struct UsersView: Projection {
 
     public func user(_ id: UInt32) -> UserInfo? {
         guard id >= 1, Int(id) <= users.count else { return nil }
-        return users[Int(id) - 1]
+        return withActivity(Int(id) - 1)
+    }
+
+    private func withActivity(_ i: Int) -> UserInfo {
+        var info = users[i]
+        info.lastActivity = activity[i]
+        return info
     }
 
     /// The plaintext name of `id` (logs from before encryption); nil for sealed or erased users.
@@ -70,7 +80,7 @@ public struct UsersView: Projection {
     public func isErased(_ id: UInt32) -> Bool { exists(id) && users[Int(id) - 1].erased }
 
     /// 0 for an unknown user, so unknown ids sort last by recency.
-    public func lastActivity(of id: UInt32) -> Int64 { user(id)?.lastActivity ?? 0 }
+    public func lastActivity(of id: UInt32) -> Int64 { exists(id) ? activity[Int(id) - 1] : 0 }
 
     public mutating func apply(_ event: Event, seq: UInt64, timestamp: Int64) {
         switch event {
@@ -100,9 +110,11 @@ public struct UsersView: Projection {
         case let .sealed(nameKey, _):
             if idsByKey[nameKey] == nil { idsByKey[nameKey] = e.userId }
         }
+        // `lastActivity` lives in `activity`; the copy in `users` is never read.
         users.append(UserInfo(
             id: e.userId, account: e.account, erased: false,
-            registeredAt: timestamp, lastLogin: nil, lastActivity: timestamp))
+            registeredAt: timestamp, lastLogin: nil, lastActivity: 0))
+        activity.append(timestamp)
     }
 
     mutating func erase(_ id: UInt32) {
@@ -113,8 +125,8 @@ public struct UsersView: Projection {
     }
 
     mutating func noteActivity(_ id: UInt32, at timestamp: Int64) {
-        guard exists(id) else { return }
-        let i = Int(id) - 1
-        if timestamp > users[i].lastActivity { users[i].lastActivity = timestamp }
+        let i = Int(id) &- 1
+        guard i >= 0, i < activity.count else { return }
+        if timestamp > activity[i] { activity[i] = timestamp }
     }
 }

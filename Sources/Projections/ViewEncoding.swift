@@ -19,7 +19,7 @@ extension CanonicalEncoding {
 extension UsersView: CanonicalEncoding {
     func encode(into w: inout ByteWriter) {
         w.int(users.count)
-        for u in users {
+        for (i, u) in users.enumerated() {
             switch u.account {
             case let .plain(username, passwordHash):
                 w.u8(0)
@@ -33,7 +33,7 @@ extension UsersView: CanonicalEncoding {
             w.bool(u.erased)
             w.time(u.registeredAt)
             w.optionalTime(u.lastLogin)
-            w.time(u.lastActivity)
+            w.time(activity[i])
         }
     }
 
@@ -41,6 +41,7 @@ extension UsersView: CanonicalEncoding {
         self.init()
         let n = try r.count(minItemSize: 20)
         users.reserveCapacity(n)
+        activity.reserveCapacity(n)
         for _ in 0..<n {
             let account: UserRegistered.Account
             switch try r.u8() {
@@ -56,7 +57,7 @@ extension UsersView: CanonicalEncoding {
             register(UserRegistered(userId: id, account: account), at: registeredAt)
             if erased { erase(id) }
             users[users.count - 1].lastLogin = lastLogin
-            users[users.count - 1].lastActivity = lastActivity
+            activity[activity.count - 1] = lastActivity
         }
     }
 }

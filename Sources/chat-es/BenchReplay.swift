@@ -14,7 +14,8 @@ struct BenchReplayCommand: AsyncParsableCommand {
             (login, refresh, logout, socket connect/disconnect), 5% chat starts and 85% \
             MessageSent of 20–400 characters (--client-ids percent of them with a client \
             id, as the API's idempotent sends carry) between users who \
-            started a chat; written with fsync never. The rebuild runs on one thread. \
+            started a chat; names, password hashes and texts sealed under per-user keys as the \
+            server seals them; written with fsync never. The rebuild runs on one thread. \
             Memory is resident-set growth over the rebuild (/proc/self/statm, each \
             reading after malloc_trim), with the rebuilt state still held. Targets (reported, not \
             asserted): ≥ 1,000,000 events/s; ≤ 48 B per stored message + ≤ 1 KiB per user.
@@ -42,9 +43,23 @@ struct BenchReplayCommand: AsyncParsableCommand {
             print("bench replay: \(groupedCount(events)) events, \(groupedCount(users)) users, client ids on \(clientIdPercent)% of messages")
             let writeStart = BenchClock.nanos()
             let written = try await MixedLogWriter.write(
-                directory: dir.logDirectory, events: events, users: users, clientIdPercent: clientIdPercent)
+                directory: dir.logDirectory, keys: try Self.keyStore(in: dir.root), events: events, users: users,
+                clientIdPercent: clientIdPercent)
             print("written:  \(BenchFormat.millis(BenchClock.seconds(since: writeStart))) — \(written.summary)")
+            let onDisk = try SegmentFiles.list(dir.logDirectory).reduce(0) { $0 + $1.size }
+            print("on disk:  \(groupedCount(onDisk)) B, \(String(format: "%.1f", Double(onDisk) / Double(events))) B per event")
             try measureRebuild(dir.logDirectory, events: events)
+        }
+    }
+
+    /// A key store with a throwaway master key: the log is written sealed, as the server
+    /// writes it (the rebuild never opens a box).
+    static func keyStore(in root: String) throws -> KeyStore {
+        do {
+            let master = try MasterKey(material: Array(SecretMaterial.randomHex().utf8), source: "bench")
+            return try KeyStore.open(dataDirectory: root, master: master)
+        } catch {
+            throw ToolError.io("cannot create the bench key store: \(error)")
         }
     }
 
@@ -66,15 +81,26 @@ struct BenchReplayCommand: AsyncParsableCommand {
             + "(\(BenchFormat.millis(seconds)), one thread; target ≥ 1,000,000 events/s: \(BenchFormat.target(rate >= 1_000_000)))")
         print("cursor alone (no projections): \(BenchFormat.rate(Double(events), bareSeconds)) events/s  "
             + "\(BenchFormat.mbps(rawBytes, bareSeconds))")
-        try BenchLogReplay.compareWithLZ4(directory: directory, rawBytes: rawBytes, replaySeconds: seconds)
+        withExtendedLifetime(set) {}
+        let (parallel, parallelSeconds) = try timedParallelRebuild(directory)
+        print("rebuild on two threads (start-up, rebuild): \(BenchFormat.rate(Double(parallel.lastSeq), parallelSeconds)) events/s  "
+            + "\(BenchFormat.mbps(rawBytes, parallelSeconds))  (\(BenchFormat.millis(parallelSeconds)); "
+            + "\(String(format: "%.2f", seconds / parallelSeconds))× one thread; same state: \(parallel == set ? "yes" : "NO"))")
+        try BenchLogReplay.compareWithLZ4(directory: directory, rawBytes: rawBytes, replaySeconds: parallelSeconds)
         reportMemory(growth: after - before, set: set)
         withExtendedLifetime(set) {}
+    }
+
+    private func timedParallelRebuild(_ directory: String) throws -> (ProjectionSet, Double) {
+        let start = BenchClock.nanos()
+        let set = try ProjectionSet.rebuildInParallel(scan: { body in _ = try LogCursor(directory: directory, from: 1).poll(body) })
+        return (set, BenchClock.seconds(since: start))
     }
 
     private func timedRebuild(_ directory: String) throws -> (ProjectionSet, Double, Int) {
         let cursor = LogCursor(directory: directory, from: 1)
         let start = BenchClock.nanos()
-        let set = try ProjectionSet.rebuild(scan: { body in try cursor.poll(body) })
+        let set = try ProjectionSet.rebuild(scan: { body in _ = try cursor.poll(body) })
         return (set, BenchClock.seconds(since: start), cursor.rawBytesRead)
     }
 
@@ -119,6 +145,7 @@ struct MixedLogWriter {
     private var time: Int64 = 1_767_225_600_000_000
     private let users: Int
     private let clientIdPercent: Int
+    private let keys: KeyStore
     private var openSessions: [(session: TokenID, jti: TokenID)] = []
     private var openSockets: [(user: UInt32, socket: UInt64)] = []
     private var nextSocket: UInt64 = 1
@@ -126,19 +153,21 @@ struct MixedLogWriter {
     private var conversations: [(a: UInt32, b: UInt32)] = []
     private var counts = [Int](repeating: 0, count: EventType.allCases.count + 1)
 
-    private init(users: Int, clientIdPercent: Int) {
+    private init(users: Int, clientIdPercent: Int, keys: KeyStore) {
         self.users = users
         self.clientIdPercent = clientIdPercent
+        self.keys = keys
     }
 
-    static func write(directory: String, events: Int, users: Int, clientIdPercent: Int) async throws -> MixedLogWriter {
+    static func write(directory: String, keys: KeyStore, events: Int, users: Int, clientIdPercent: Int) async throws -> MixedLogWriter {
         let log = try EventLog.open(directory: directory, options: EventLogOptions(durability: .never))
-        var gen = MixedLogWriter(users: users, clientIdPercent: clientIdPercent)
+        var gen = MixedLogWriter(users: users, clientIdPercent: clientIdPercent, keys: keys)
+        _ = try keys.createKeys(for: (1...UInt32(min(users, events))).map { $0 })
         var batch: [NewRecord] = []
         batch.reserveCapacity(1024)
         do {
             for i in 0..<events {
-                let event = i < users ? gen.registration(UInt32(i + 1)) : gen.mixed()
+                let event = i < users ? try gen.registration(UInt32(i + 1)) : try gen.mixed()
                 gen.counts[Int(event.typeId)] += 1
                 gen.time += Int64(gen.rng.below(2000))
                 batch.append(event.record(timestamp: gen.time))
@@ -162,16 +191,19 @@ struct MixedLogWriter {
         }.joined(separator: ", ")
     }
 
-    private mutating func registration(_ id: UInt32) -> Event {
+    private mutating func registration(_ id: UInt32) throws -> Event {
         let hash = "pbkdf2_sha256$870000$" + String(randomHex().prefix(22)) + "$" + randomHex() + String(randomHex().prefix(12))
-        return .userRegistered(UserRegistered(userId: id, username: "user\(id)", passwordHash: hash))
+        let name = "user\(id)"
+        let box = try SealedBox.seal(AccountFields(username: name, passwordHash: hash).bytes, field: .account, owner: id,
+                                     key: keys.key(for: id)!)
+        return .userRegistered(UserRegistered(userId: id, account: .sealed(nameKey: keys.nameIndex.nameKey(for: name), box: box)))
     }
 
-    private mutating func mixed() -> Event {
+    private mutating func mixed() throws -> Event {
         let r = rng.below(100)
         if r < 10 { return sessionOrSocket() }
         if r < 15 || conversations.isEmpty { return chatStart() }
-        return message()
+        return try message()
     }
 
     private mutating func randomUser() -> UInt32 { UInt32(rng.below(users) + 1) }
@@ -225,7 +257,7 @@ struct MixedLogWriter {
         }
     }
 
-    private mutating func message() -> Event {
+    private mutating func message() throws -> Event {
         let k = rng.below(conversations.count)
         let (a, b) = conversations[k]
         let fromA = rng.next() & 1 == 0
@@ -238,8 +270,9 @@ struct MixedLogWriter {
         }
         text.removeLast(text.count - length)
         let clientId = rng.below(100) < clientIdPercent ? randomHex() : nil
+        let sender = fromA ? a : b
+        let box = try SealedBox.seal(text, field: .messageText, owner: sender, key: keys.key(for: sender)!)
         return .messageSent(MessageSent(
-            conversation: UInt32(k + 1), senderId: fromA ? a : b, receiverId: fromA ? b : a,
-            text: String(decoding: text, as: UTF8.self), clientId: clientId))
+            conversation: UInt32(k + 1), senderId: sender, receiverId: fromA ? b : a, body: .sealed(box), clientId: clientId))
     }
 }

@@ -29,6 +29,12 @@ struct ServeCommand: AsyncParsableCommand {
     var refreshLifetime: Int64 = 86_400
     @Option(help: "WebSocket messages per second allowed per connection.")
     var socketRate: Double = 500
+    @Option(help: ArgumentHelp("Write a snapshot in the background after this many new events (0: only at shutdown).", valueName: "N"))
+    var snapshotEveryEvents: UInt64 = 1_000_000
+    @Option(help: ArgumentHelp("…or after this many seconds, if anything happened.", valueName: "S"))
+    var snapshotEverySeconds: Double = 600
+    @Option(help: ArgumentHelp("Snapshots to keep.", valueName: "K"))
+    var snapshotKeep = 3
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
@@ -61,7 +67,8 @@ struct ServeCommand: AsyncParsableCommand {
             dataDirectory: data, host: host, port: port, durability: fsync, passwordIterations: iterations,
             accessLifetime: accessLifetime, refreshLifetime: refreshLifetime,
             socketRate: socketRate, socketBurst: max(socketRate * 4, 100), secret: secret,
-            masterKey: masterKey, crashPoint: env["CHAT_ES_CRASH_POINT"])
+            masterKey: masterKey, crashPoint: env["CHAT_ES_CRASH_POINT"],
+            snapshots: SnapshotPolicy(events: snapshotEveryEvents, seconds: max(snapshotEverySeconds, 1), keep: max(snapshotKeep, 1)))
         let service = await ChatService(config: config, logger: logger)
         let group = ServiceGroup(
             configuration: .init(

@@ -24,8 +24,36 @@ struct StatsCommand: ParsableCommand {
             let counts = try LogCounts.count(logDirectory)
             let out = StandardOutput()
             out.append(counts.report(segments: segments))
+            out.append(Self.snapshotReport(data.path))
             out.flush()
         }
+    }
+}
+
+extension StatsCommand {
+    /// The snapshots under the data directory: seq, age, size, and whether this build can
+    /// start from them (same view versions).
+    static func snapshotReport(_ dataDirectory: String) -> String {
+        let files = ProjectionSet.snapshotFiles(in: dataDirectory)
+        var s = "\nsnapshots (views of this build: \(ProjectionSet.schemaFingerprint)):\n"
+        if files.isEmpty { return s + "  none\n" }
+        let now = Date().timeIntervalSince1970
+        for file in files.reversed() {
+            let seq = groupedCount(file.seq)
+            s += "  seq " + String(repeating: " ", count: max(0, 14 - seq.count)) + seq
+                + "  age " + formatAge(now - file.modified).padding(toLength: 8, withPad: " ", startingAt: 0)
+                + "  " + String(repeating: " ", count: max(0, 13 - groupedCount(file.size).count)) + groupedCount(file.size) + " B"
+                + "  " + (file.fingerprint == ProjectionSet.schemaFingerprint ? "usable" : "other views (\(file.fingerprint))") + "\n"
+        }
+        return s
+    }
+
+    static func formatAge(_ seconds: Double) -> String {
+        let s = Int(max(seconds, 0))
+        if s < 120 { return "\(s) s" }
+        if s < 7200 { return "\(s / 60) min" }
+        if s < 172_800 { return "\(s / 3600) h" }
+        return "\(s / 86_400) d"
     }
 }
 

@@ -17,11 +17,12 @@ final class TestData {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 
     /// A service over this directory; `start: false` leaves it as it is while the log replays.
-    func service(start: Bool = true, accessLifetime: Int64 = 300, refreshLifetime: Int64 = 86_400) async throws -> ChatService {
+    func service(start: Bool = true, accessLifetime: Int64 = 300, refreshLifetime: Int64 = 86_400,
+                 snapshots: SnapshotPolicy = SnapshotPolicy(events: 0)) async throws -> ChatService {
         let config = ServerConfig(dataDirectory: path, port: 0, durability: "always", passwordIterations: 1000,
                                   accessLifetime: accessLifetime, refreshLifetime: refreshLifetime,
                                   socketRate: 1000, socketBurst: 1000, loginFailuresPerUser: 3,
-                                  secret: Array("test-secret-test-secret-test-secret!".utf8))
+                                  secret: Array("test-secret-test-secret-test-secret!".utf8), snapshots: snapshots)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let service = await ChatService(config: config, logger: logger)

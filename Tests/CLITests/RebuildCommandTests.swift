@@ -70,7 +70,9 @@ import Projections
         let json = try #require(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         #expect(json["count"] as? Int == 3)
         #expect(result.stderr.contains("snapshot written"))
-        let snapshot = try #require(ProjectionSet.loadSnapshot(from: f.dataDir))
+        let log = try EventLog.open(directory: f.logDir)
+        let snapshot = try #require(ProjectionSet.loadNewestSnapshot(from: f.dataDir) { try? log.chainHash(at: $0) }.set)
+        await log.close()
         #expect(snapshot == f.liveState())
     }
 }

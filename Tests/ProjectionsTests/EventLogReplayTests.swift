@@ -27,13 +27,14 @@ import EventLog
         #expect(asOf == stream.live(through: 1_234))
         await log.close()
 
-        // Reopened, with a snapshot in the middle: snapshot + tail = full state.
+        // Reopened, with a snapshot at a batch end: snapshot + tail = full state.
         let reopened = try EventLog.open(directory: dir)
-        try stream.live(through: 2_500).writeSnapshot(to: dir)
-        var resumed = try #require(ProjectionSet.loadSnapshot(from: dir))
+        try stream.live(through: 97 * 25).writeSnapshot(to: dir, chainHash: try #require(try reopened.chainHash(at: 97 * 25)))
+        var resumed = try #require(ProjectionSet.loadNewestSnapshot(from: dir) { try? reopened.chainHash(at: $0) }.set)
         let from = resumed.lastSeq + 1
         try resumed.replay(scan: { try reopened.scan(from: from, $0) })
         #expect(resumed == live)
+        #expect(try reopened.chainHash(at: 97 * 25 + 1) == nil, "not a batch end")
         await reopened.close()
     }
 }

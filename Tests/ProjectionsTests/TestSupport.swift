@@ -48,8 +48,9 @@ struct Scenario {
     }
 }
 
-/// A scanner with the shape of `EventLog.scan(from:_:)` over in-memory records.
-func scanner(_ records: [Record]) -> RecordScanner {
+/// A scanner with the shape of `EventLog.scan(from:_:)` over in-memory records (Sendable, so
+/// the two-thread replay may run it on its reader thread).
+func scanner(_ records: [Record]) -> SendableRecordScanner {
     { body in
         for r in records {
             let header = RecordHeader(seq: r.seq, timestamp: r.timestamp, type: r.type, version: r.version, payloadLength: r.payload.count)
