@@ -52,11 +52,12 @@ struct BenchReplayCommand: AsyncParsableCommand {
         }
     }
 
-    /// A key store with a throwaway master key: the log is written sealed, as the server
-    /// writes it (the rebuild never opens a box).
+    /// A key store with a new master key in `<root>/master-key`: the log is written sealed, as
+    /// the server writes it (the rebuild never opens a box), and `serve --data <root>` can
+    /// start on a kept bench directory.
     static func keyStore(in root: String) throws -> KeyStore {
         do {
-            let master = try MasterKey(material: Array(SecretMaterial.randomHex().utf8), source: "bench")
+            let master = try MasterKey.load(dataDirectory: root, environment: [:], create: true)!
             return try KeyStore.open(dataDirectory: root, master: master)
         } catch {
             throw ToolError.io("cannot create the bench key store: \(error)")
