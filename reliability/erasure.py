@@ -165,7 +165,7 @@ def varint(b: bytes, p: int) -> tuple[int, int]:
 
 
 def snapshot_body(b: bytes) -> bytes:
-    """The decompressed body of a `CHATSNAP` file (layout: Sources/Projections/Snapshot.swift):
+    """The decompressed body of a `CHATSNAP` file (layout: Sources/Projections/Snapshots/Snapshot.swift):
     magic, u32 format, u64 lastSeq, i64 lastTimestamp, u64 plaintextRecords, (format 3: 32 bytes
     of chain hash), u16 view count, per view (varint-length name, u32 version), u64 body size,
     u64 checksum, then u32 chunk count and per chunk u32 raw size, u32 compressed size, LZ4 block.
