@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "EventLogTests", dependencies: ["EventLog"]),
         .testTarget(
             name: "ProjectionsTests",
-            dependencies: ["Projections", "EventLog"],
+            dependencies: ["Projections", "EventLog", .product(name: "Crypto", package: "swift-crypto")],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

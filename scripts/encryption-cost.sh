@@ -23,7 +23,7 @@ done
 work=$(mktemp -d)
 pid=0
 trap '((pid)) && kill -- -$pid 2>/dev/null; rm -rf "$work"' EXIT
-port=18731
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 results=$work/results.jsonl
 
 replay() {
@@ -74,9 +74,9 @@ for round in $(seq 1 "$rounds"); do
     echo "round $round: $which" >&2
     replay "$which" "$bin"
     serve_flags=(--socket-rate 100000)
-    serve_and_load "$which" users --users 1000 --senders 1000 --rate 0 --duration 10
+    serve_and_load "$which" "$bin" users --users 1000 --senders 1000 --rate 0 --duration 10
     serve_flags=()
-    serve_and_load "$which" paced --users 100 --senders 50 --rate 5000 --duration 10
+    serve_and_load "$which" "$bin" paced --users 100 --senders 50 --rate 5000 --duration 10
   done
 done
 

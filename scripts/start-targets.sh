@@ -23,7 +23,7 @@ done
 work=$(mktemp -d)
 pid=0
 trap '((pid)) && kill -9 -- -$pid 2>/dev/null; rm -rf "$work"' EXIT
-port=18741
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 data=$work/data
 export CHAT_ES_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 

@@ -60,6 +60,14 @@ extension TestClientProtocol {
 }
 
 extension Ledger {
+    /// A send as a route makes it: prepared (sealed) off the actor's turn, then decided.
+    func send(from token: VerifiedToken, to receiver: String, text: String, clientId: String?) async throws -> SendOutcome {
+        guard let prepared = try PreparedSend(sender: token.userId, receiver: receiver, text: text, clientId: clientId, keys: keys) else {
+            return Self.sessionEnded
+        }
+        return try await send(from: token, prepared)
+    }
+
     /// A live session of `userId`, as an access token of it would name it.
     func session(of userId: UInt32) throws -> VerifiedToken {
         let opened = try login(userId: userId)

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 @testable import Projections
@@ -122,6 +123,15 @@ import Testing
         #expect(a.nameKey(for: "Ünïcode_Name") == a.nameKey(for: "ünïcode_name"))
         #expect(a.nameKey(for: "alice") != a.nameKey(for: "alicE2"))
         #expect(a.nameKey(for: "alice") != b.nameKey(for: "alice"), "without the index key, a name cannot be confirmed")
+        // The pre-keyed HMAC is copied per name: every call equals a fresh HMAC, in any order.
+        for name in ["alice", "bob", "alice", "x", String(repeating: "long", count: 40), "bob"] {
+            let fresh = HMAC<SHA256>.authenticationCode(for: Array(name.utf8), using: a.symmetric)
+            let expected = fresh.withUnsafeBytes { raw in
+                NameKey(hi: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                        lo: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+            }
+            #expect(a.nameKey(for: name) == expected)
+        }
     }
 
     @Test func secretsShorterThan32BytesAreRefused() throws {

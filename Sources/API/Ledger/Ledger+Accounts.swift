@@ -56,8 +56,7 @@ extension Ledger {
 
     /// True while the session of a token is open and belongs to its user.
     func isLive(_ token: VerifiedToken) -> Bool {
-        guard let session = views.sessions.session(token.sessionId) else { return false }
-        return session.userId == token.userId && session.isOpen(now: nowMicros)
+        views.sessions.isOpen(token.sessionId, of: token.userId, now: nowMicros)
     }
 
     enum RefreshOutcome {

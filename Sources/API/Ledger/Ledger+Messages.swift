@@ -51,37 +51,35 @@ extension Ledger {
     /// `onStored` runs inside the Ledger right after a new message is decided, with the users
     /// whose sockets get it, so callers register its deliveries in seq order (no later
     /// message's frames can overtake it).
-    func send(from token: VerifiedToken, to receiverName: String, text: String, clientId: String?,
+    func send(from token: VerifiedToken, _ send: PreparedSend,
               onStored: (@Sendable (StoredMessage, [UInt32]) -> Void)? = nil) async throws -> SendOutcome {
-        guard isLive(token) else { return Self.sessionEnded }
+        guard isLive(token), send.sender == token.userId else { return Self.sessionEnded }
         let sender = token.userId
-        guard let receiver = activeUserId(named: receiverName) else {
-            return .rejected(code: "unknown_receiver", detail: "No user named \(receiverName).")
+        guard let receiver = activeUserId(nameKey: send.receiverKey, name: send.receiverName) else {
+            return .rejected(code: "unknown_receiver", detail: "No user named \(send.receiverName).")
         }
         guard receiver != sender else { return .rejected(code: "invalid_frame", detail: "You cannot send a message to yourself.") }
         guard let conversation = views.conversations.conversation(between: sender, receiver) else {
             return .rejected(code: "chat_not_started", detail: "Start a chat with /api/chat/start/ first.")
         }
-        if let clientId, let stored = try await storedMessage(sender: sender, clientId: clientId) {
-            return .duplicate(stored)
+        if let clientId = send.clientId {
+            let (stored, waited) = try await storedMessage(sender: sender, clientId: clientId)
+            if let stored { return .duplicate(stored) }
+            // The wait may have let the session end.
+            if waited, !isLive(token) { return Self.sessionEnded }
         }
-        // The wait above may have let the session end.
-        guard isLive(token), let key = keys.key(for: sender) else { return Self.sessionEnded }
-        let box = try SealedBox.seal(Array(text.utf8), field: .messageText, owner: sender, key: key)
         let seq = try commit([.messageSent(MessageSent(
-            conversation: conversation, senderId: sender, receiverId: receiver, body: .sealed(box), clientId: clientId))])
+            conversation: conversation, senderId: sender, receiverId: receiver, body: .sealed(send.box), clientId: send.clientId))])
         let stored = StoredMessage(
             id: seq, conversation: conversation, sender: name(of: sender), receiver: name(of: receiver),
-            text: text, timestamp: views.lastTimestamp, clientId: clientId)
+            text: send.text, timestamp: views.lastTimestamp, clientId: send.clientId)
         onStored?(stored, [receiver, sender])
         return .stored(stored)
     }
 
-    /// One send of a batch: `onStored` as in `send(from:to:text:clientId:onStored:)`.
+    /// One send of a batch: `onStored` as in `send(from:_:onStored:)`.
     struct SendRequest: Sendable {
-        let receiver: String
-        let text: String
-        let clientId: String?
+        let send: PreparedSend
         let onStored: @Sendable (StoredMessage, [UInt32]) -> Void
     }
 
@@ -91,9 +89,7 @@ extension Ledger {
         outcomes.reserveCapacity(batch.count)
         for request in batch {
             do {
-                outcomes.append(.success(try await send(
-                    from: token, to: request.receiver, text: request.text, clientId: request.clientId,
-                    onStored: request.onStored)))
+                outcomes.append(.success(try await send(from: token, request.send, onStored: request.onStored)))
             } catch {
                 outcomes.append(.failure(error))
             }
@@ -106,8 +102,9 @@ extension Ledger {
     /// it is read back and compared, so a retry racing its original is matched, never stored twice.
     /// Waiting suspends the actor, and a twin of this send may be stored meanwhile: so after a
     /// wait the candidates are looked up again, and only a pass that did not wait says "new".
-    private func storedMessage(sender: UInt32, clientId: String) async throws -> StoredMessage? {
+    private func storedMessage(sender: UInt32, clientId: String) async throws -> (StoredMessage?, waited: Bool) {
         var ruledOut = Set<UInt64>()
+        var everWaited = false
         while true {
             var waited = false
             for seq in views.conversations.messageSeqCandidates(sender: sender, clientId: clientId)
@@ -115,12 +112,13 @@ extension Ledger {
                 if seq > log.durableSeq {
                     try await log.waitUntilDurable(seq)
                     waited = true
+                    everWaited = true
                 }
                 let m = try message(at: seq)
-                if m.clientId == clientId, m.senderId == sender { return m }
+                if m.clientId == clientId, m.senderId == sender { return (m, everWaited) }
                 ruledOut.insert(seq)
             }
-            if !waited { return nil }
+            if !waited { return (nil, everWaited) }
         }
     }
 
@@ -209,6 +207,47 @@ extension Ledger {
         let seqs = views.conversations.messageSeqs(forUser: userId, after: after, limit: limit)
         try await untilDurable(seqs.last)
         return try seqs.map { try message(at: $0) }
+    }
+}
+
+/// A send's costly parts, done on the caller's thread before the Ledger's turn: the Ledger is
+/// the one serial point, so what can run in parallel (the receiver's name key, an HMAC; the
+/// text sealed under the sender's key, AES-GCM) must not run there.
+struct PreparedSend: Sendable {
+    let sender: UInt32
+    let receiverName: String
+    let receiverKey: NameKey
+    let text: String
+    let box: [UInt8]
+    let clientId: String?
+
+    /// Nil when the sender has no key (their account was just deleted). `receiverKey` is the
+    /// receiver name's key, if the caller has it at hand (`ReceiverKeys`).
+    init?(sender: UInt32, receiver: String, receiverKey: NameKey? = nil, text: String, clientId: String?, keys: KeyStore) throws {
+        guard let key = keys.key(for: sender) else { return nil }
+        self.sender = sender
+        receiverName = receiver
+        self.receiverKey = receiverKey ?? keys.nameIndex.nameKey(for: receiver)
+        self.text = text
+        box = try SealedBox.seal(Array(text.utf8), field: .messageText, owner: sender, key: key)
+        self.clientId = clientId
+    }
+}
+
+/// One socket's receivers' name keys: a socket mostly writes to the same few people, so their
+/// HMACs are computed once, not per message. Touched by the socket's own task only.
+final class ReceiverKeys: @unchecked Sendable {
+    private var keys: [String: NameKey] = [:]
+    private let index: NameIndexKey
+
+    init(index: NameIndexKey) { self.index = index }
+
+    func key(for receiver: String) -> NameKey {
+        if let known = keys[receiver] { return known }
+        if keys.count >= 256 { keys.removeAll(keepingCapacity: true) }
+        let key = index.nameKey(for: receiver)
+        keys[receiver] = key
+        return key
     }
 }
 

@@ -66,11 +66,12 @@ public actor Ledger {
 
     /// The name others see: the registered spelling, or `[deleted]` once erased.
     func name(of id: UInt32) -> String {
+        // The cache first: every message names two users, and copying a user's record is not free.
+        let slot = Int(id) &- 1
+        if slot >= 0, slot < nameCache.count, let cached = nameCache[slot], views.users.isActive(id) { return cached }
         guard let user = views.users.user(id) else { return "" }
         if user.erased { return Self.deletedName }
         if let plain = user.plainUsername { return plain }
-        let slot = Int(id) - 1
-        if slot < nameCache.count, let cached = nameCache[slot] { return cached }
         // Every durable registration has a key (start-up checks), so this only fails on a
         // damaged key store; the user then reads as deleted rather than failing every read.
         guard let fields = account(of: id) else { return Self.deletedName }
@@ -93,7 +94,12 @@ public actor Ledger {
 
     /// The active user called `username` (case-insensitive); nil for unknown or deleted.
     func activeUserId(named username: String) -> UInt32? {
-        let id = views.users.userId(nameKey: keys.nameIndex.nameKey(for: username)) ?? views.users.userId(named: username)
+        activeUserId(nameKey: keys.nameIndex.nameKey(for: username), name: username)
+    }
+
+    /// As `activeUserId(named:)`, with the name's key computed by the caller (off the actor).
+    func activeUserId(nameKey: NameKey, name username: String) -> UInt32? {
+        let id = views.users.userId(nameKey: nameKey) ?? views.users.userId(named: username)
         guard let id, views.users.isActive(id) else { return nil }
         return id
     }

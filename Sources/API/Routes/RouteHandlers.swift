@@ -245,7 +245,11 @@ struct RouteHandlers {
         case let .success(p): parsed = p
         }
         guard let deliveries = service.deliveries else { throw APIError.unavailable }
-        let outcome = try await ledger.send(from: me, to: parsed.receiver, text: parsed.text, clientId: parsed.clientId) {
+        guard let prepared = try PreparedSend(sender: me.userId, receiver: parsed.receiver, text: parsed.text,
+                                              clientId: parsed.clientId, keys: try ledger.keys) else {
+            throw APIError.tokenNotValid
+        }
+        let outcome = try await ledger.send(from: me, prepared) {
             message, deliverTo in
             deliveries.after(message.id, Delivery(
                 fanout: Fanout(users: deliverTo, exceptSocket: nil, frame: message.messageWireFrame), storesMessage: true))

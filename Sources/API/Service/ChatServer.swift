@@ -65,7 +65,7 @@ extension ChatService {
         if isStopping { outbox.goAway() }
         if let presence = opened.presence { hub.deliver(presence) }
         let session = SocketSession(service: self, ledger: ledger, deliveries: deliveries, user: user,
-                                    outbox: outbox, outbound: outbound)
+                                    outbox: outbox, outbound: outbound, receiverKeys: ReceiverKeys(index: ledger.keys.nameIndex))
         do {
             try await session.run(inbound: inbound)
         } catch {

@@ -15,6 +15,7 @@ struct SocketSession {
     let user: VerifiedToken
     let outbox: SocketOutbox
     let outbound: WebSocketOutboundWriter
+    let receiverKeys: ReceiverKeys
 
     static let maxMessageBytes = 64 * 1024
 
@@ -115,8 +116,14 @@ struct SocketSession {
     /// stored ones were registered inside it, in seq order.
     private func decide(_ batch: [QueuedSend]) async {
         let (outbox, socketId, deliveries) = (self.outbox, self.socketId, self.deliveries)
-        let requests = batch.map { send in
-            Ledger.SendRequest(receiver: send.receiver, text: send.text, clientId: send.clientId) { message, deliverTo in
+        let prepared = batch.map { send in
+            try? PreparedSend(sender: user.userId, receiver: send.receiver, receiverKey: receiverKeys.key(for: send.receiver),
+                              text: send.text, clientId: send.clientId, keys: ledger.keys)
+        }
+        // Without a key the account was just deleted: the session has ended, the socket is closing.
+        guard !prepared.contains(where: { $0 == nil }) else { return }
+        let requests = zip(batch, prepared).map { send, prepared in
+            Ledger.SendRequest(send: prepared!) { message, deliverTo in
                 let frames = message.wireFrames()
                 deliveries.after(message.id, Delivery(
                     reply: (outbox, frames.ack, send.clientId),

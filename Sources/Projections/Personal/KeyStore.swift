@@ -29,6 +29,10 @@ public final class KeyStore: @unchecked Sendable {
     private var wrapped: [UInt8] = []
     /// 32 bytes per slot, valid where `state` is 2.
     private var plain: [UInt8] = []
+    /// Keys ready to use, for the users who sent lately: building a key allocates, and a busy
+    /// sender needs theirs for every message. Emptied when it reaches `keyCacheLimit`.
+    private var ready: [UInt32: DataKey] = [:]
+    private static let keyCacheLimit = 1 << 16
 
     private init(directory: String, master: MasterKey, nameIndex: NameIndexKey, writable: Bool) {
         self.directory = directory
@@ -119,13 +123,21 @@ public final class KeyStore: @unchecked Sendable {
         lock.withLock {
             let slot = Int(user) - 1
             guard user >= 1, slot < state.count, state[slot] != 0 else { return nil }
-            if state[slot] == 2 { return DataKey(bytes: plain[(slot * 32)..<(slot * 32 + 32)]) }
+            if let key = ready[user] { return key }
+            if ready.count >= Self.keyCacheLimit { ready.removeAll(keepingCapacity: true) }
+            if state[slot] == 2 {
+                let key = DataKey(bytes: plain[(slot * 32)..<(slot * 32 + 32)])
+                ready[user] = key
+                return key
+            }
             let raw = wrapped[(slot * 60)..<(slot * 60 + 60)]
             guard let key = try? raw.withUnsafeBytes({ try master.unwrap($0, context: Self.context(user)) }) else {
                 return nil
             }
             key.withUnsafeBytes { setPlain(user, $0) }
-            return DataKey(bytes: key)
+            let ready = DataKey(bytes: key)
+            self.ready[user] = ready
+            return ready
         }
     }
 
@@ -236,6 +248,7 @@ public final class KeyStore: @unchecked Sendable {
     }
 
     private func clear(_ user: UInt32) {
+        ready[user] = nil
         let slot = Int(user) - 1
         guard user >= 1, slot < state.count else { return }
         state[slot] = 0

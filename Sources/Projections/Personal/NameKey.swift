@@ -21,12 +21,20 @@ public struct NameKey: Hashable, Sendable, Comparable, CustomStringConvertible {
 /// The secret behind `NameKey`s: one per data directory, kept wrapped in the key store.
 public struct NameIndexKey: Sendable {
     let symmetric: SymmetricKey
+    /// An HMAC already keyed: a copy of it hashes a name without keying again, which costs
+    /// a third of a fresh `authenticationCode` (a send resolves its receiver's name with it).
+    private let keyed: HMAC<SHA256>
 
-    init(bytes: [UInt8]) { symmetric = SymmetricKey(data: bytes) }
+    init(bytes: [UInt8]) {
+        symmetric = SymmetricKey(data: bytes)
+        keyed = HMAC<SHA256>(key: symmetric)
+    }
 
     /// The key of `username`; uniqueness is case-insensitive, as the contract says.
     public func nameKey(for username: String) -> NameKey {
-        let mac = HMAC<SHA256>.authenticationCode(for: Array(username.lowercased().utf8), using: symmetric)
+        var hmac = keyed
+        hmac.update(data: Array(username.lowercased().utf8))
+        let mac = hmac.finalize()
         return mac.withUnsafeBytes { raw in
             NameKey(hi: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
                     lo: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))

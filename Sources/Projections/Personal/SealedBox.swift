@@ -33,7 +33,7 @@ public enum PersonalField: UInt8, Sendable {
 ///
 /// Layout: `u8 scheme` (1: the plaintext as is; 2: a varint of the plaintext's length, then
 /// its LZ4 block), a 12-byte nonce, the ciphertext, the 16-byte tag. Nonces are random
-/// (96 bits from the system CSPRNG per box): keys are per user, so a key seals at most one
+/// (96 bits from the kernel CSPRNG per box, fetched in blocks by `NonceSource`): keys are per user, so a key seals at most one
 /// box per message its owner sends, far below the 2^32 boxes per key that NIST SP 800-38D
 /// allows random nonces. A counter would need state that survives crashes and, with several
 /// writers, coordination; a seq-derived nonce would repeat if a writer that lost its role
@@ -59,14 +59,18 @@ public enum SealedBox {
             scheme = lz4Scheme
             input = packed
         }
-        let box = try AES.GCM.seal(input, using: key.symmetric, nonce: AES.GCM.Nonce(),
-                                   authenticating: associatedData(scheme, field, owner))
+        let box = try NonceSource.shared.withNext { nonce in
+            try withAssociatedData(scheme, field, owner) { aad in
+                try AES.GCM.seal(input, using: key.symmetric, nonce: try AES.GCM.Nonce(data: nonce), authenticating: aad)
+            }
+        }
+        // `combined` is nonce, ciphertext and tag in one buffer: one copy, not one per part
+        // (iterating a `Data` copies byte by byte).
+        guard let combined = box.combined else { throw SealedBoxError.malformed }
         var out: [UInt8] = []
-        out.reserveCapacity(overhead + input.count)
+        out.reserveCapacity(1 + combined.count)
         out.append(scheme)
-        box.nonce.withUnsafeBytes { out.append(contentsOf: $0) }
-        out.append(contentsOf: box.ciphertext)
-        out.append(contentsOf: box.tag)
+        combined.withUnsafeBytes { out.append(contentsOf: $0) }
         return out
     }
 
@@ -81,9 +85,10 @@ public enum SealedBox {
             nonce: nonce,
             ciphertext: UnsafeRawBufferPointer(rebasing: box[(1 + nonceSize)..<(box.count - tagSize)]),
             tag: UnsafeRawBufferPointer(rebasing: box[(box.count - tagSize)...]))
-        let opened = try AES.GCM.open(sealed, using: key.symmetric, authenticating: associatedData(scheme, field, owner))
-        guard scheme == lz4Scheme else { return [UInt8](opened) }
-        guard let plain = decompress([UInt8](opened)) else { throw SealedBoxError.malformed }
+        let opened = try withAssociatedData(scheme, field, owner) { try AES.GCM.open(sealed, using: key.symmetric, authenticating: $0) }
+        let bytes = opened.withUnsafeBytes { [UInt8]($0) }
+        guard scheme == lz4Scheme else { return bytes }
+        guard let plain = decompress(bytes) else { throw SealedBoxError.malformed }
         return plain
     }
 
@@ -91,12 +96,20 @@ public enum SealedBox {
         try box.withUnsafeBytes { try open($0, field: field, owner: owner, key: key) }
     }
 
-    private static func associatedData(_ scheme: UInt8, _ field: PersonalField, _ owner: UInt32) -> [UInt8] {
-        var aad: [UInt8] = Array("chat-es/personal/v1".utf8)
-        aad.append(scheme)
-        aad.append(field.rawValue)
-        withUnsafeBytes(of: owner.littleEndian) { aad.append(contentsOf: $0) }
-        return aad
+    static let associatedDataPrefix = Array("chat-es/personal/v1".utf8)
+
+    /// Calls `body` with the box's associated data (a constant, the scheme, the field, the
+    /// owner), built on the stack: sealing is per message, and each allocation shows.
+    private static func withAssociatedData<R>(_ scheme: UInt8, _ field: PersonalField, _ owner: UInt32,
+                                              _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeTemporaryAllocation(byteCount: associatedDataPrefix.count + 6, alignment: 1) { raw in
+            associatedDataPrefix.withUnsafeBytes { raw.copyMemory(from: $0) }
+            let n = associatedDataPrefix.count
+            raw[n] = scheme
+            raw[n + 1] = field.rawValue
+            raw.storeBytes(of: owner.littleEndian, toByteOffset: n + 2, as: UInt32.self)
+            return try body(UnsafeRawBufferPointer(raw))
+        }
     }
 
     private static func compress(_ input: [UInt8]) -> [UInt8]? {

@@ -47,6 +47,14 @@ public struct SessionsView: Projection {
         sessions[sessionId]?.isOpen(now: now) ?? false
     }
 
+    /// True while `sessionId` is open, unexpired at `now` and `userId`'s. Reads the entry in
+    /// place (no copy of its set of retired jtis): the Ledger asks this for every send.
+    public func isOpen(_ sessionId: TokenID, of userId: UInt32, now: Int64) -> Bool {
+        guard let i = sessions.index(forKey: sessionId) else { return false }
+        let s = sessions.values[i]
+        return s.userId == userId && s.state == .open && s.expiresAt > now
+    }
+
     /// Sessions of `userId` that are open and unexpired at `now`.
     public func openSessionIds(of userId: UInt32, now: Int64) -> [TokenID] {
         guard let ids = openByUser[userId] else { return [] }
