@@ -166,19 +166,23 @@ def varint(b: bytes, p: int) -> tuple[int, int]:
 
 def snapshot_body(b: bytes) -> bytes:
     """The decompressed body of a `CHATSNAP` file (layout: Sources/Projections/Snapshots/Snapshot.swift):
-    magic, u32 format, u64 lastSeq, i64 lastTimestamp, u64 plaintextRecords, (format 3: 32 bytes
-    of chain hash), u16 view count, per view (varint-length name, u32 version), u64 body size,
-    u64 checksum, then u32 chunk count and per chunk u32 raw size, u32 compressed size, LZ4 block.
+    magic, u32 format, u64 lastSeq, i64 lastTimestamp, u64 plaintextRecords, (format 3 and up:
+    32 bytes of chain hash), u16 view count, per view (varint-length name, u32 version), (format
+    4: u16 section count, per section a u64 length), u64 body size, u64 checksum, then u32 chunk
+    count and per chunk u32 raw size, u32 compressed size, LZ4 block.
     Another format raises: the campaign must learn it rather than skip the file."""
     fmt, = struct.unpack_from("<I", b, 8)
-    if fmt not in (2, 3):
-        raise ValueError(f"snapshot format {fmt} is unknown to this campaign (knows 2 and 3)")
+    if fmt not in (2, 3, 4):
+        raise ValueError(f"snapshot format {fmt} is unknown to this campaign (knows 2, 3 and 4)")
     p = 8 + 4 + 8 + 8 + 8 + (32 if fmt >= 3 else 0)
     count, = struct.unpack_from("<H", b, p)
     p += 2
     for _ in range(count):
         n, p = varint(b, p)
         p += n + 4
+    if fmt >= 4:
+        sections, = struct.unpack_from("<H", b, p)
+        p += 2 + 8 * sections
     size, = struct.unpack_from("<Q", b, p)
     p += 16  # body size, checksum
     chunks, = struct.unpack_from("<I", b, p)
@@ -721,6 +725,10 @@ class Campaign:
                 f.write(b"CHATSNAP" + struct.pack("<IQqQH", 2, 1, 0, 0, 1) + tail)
             with open(os.path.join(d, "snapshots", "00000000000000000001-0badc0de.snap"), "wb") as f:
                 f.write(b"CHATSNAP" + struct.pack("<IQqQ", 3, 1, 0, 0) + os.urandom(32) + struct.pack("<H", 1) + tail)
+            head4, rest4 = tail[:10], tail[10:]  # name and version, then body size onwards
+            with open(os.path.join(d, "snapshots", "00000000000000000001-0badf00d.snap"), "wb") as f:
+                f.write(b"CHATSNAP" + struct.pack("<IQqQ", 4, 1, 0, 0) + os.urandom(32) + struct.pack("<H", 1) + head4
+                        + struct.pack("<HQ", 1, len(long3)) + rest4)
             c.build_patterns()
             blobs = self.data_blobs(d, "control", count=False)
             hits = search(blobs, c.core)
@@ -731,10 +739,12 @@ class Campaign:
                            ("snapshot ascii", "snapshot body snapshots/00000000000000000001.snap"),
                            ("snapshot non-ascii", "snapshot body snapshots/00000000000000000001.snap"),
                            ("snapshot ascii", "snapshot body snapshots/00000000000000000001-0badc0de.snap"),
-                           ("snapshot non-ascii", "snapshot body snapshots/00000000000000000001-0badc0de.snap")):
+                           ("snapshot non-ascii", "snapshot body snapshots/00000000000000000001-0badc0de.snap"),
+                           ("snapshot ascii", "snapshot body snapshots/00000000000000000001-0badf00d.snap"),
+                           ("snapshot non-ascii", "snapshot body snapshots/00000000000000000001-0badf00d.snap")):
                 found += rep.check((w, src) in where, f"control: planted {w} not found in {src}")
             rep.fig("control files: planted strings found where they must be",
-                    f"{found}/8 (plain file, lz4 frame, snapshots of format 2 and 3 around an LZ4 block)")
+                    f"{found}/10 (plain file, lz4 frame, snapshots of formats 2, 3 and 4 around an LZ4 block)")
         finally:
             shutil.rmtree(d, ignore_errors=True)
 

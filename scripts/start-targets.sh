@@ -32,7 +32,7 @@ echo "writing a $events-event log (bench replay)…" >&2
 grep -E "^(on disk|rebuild)" "$work/bench.txt" >&2
 
 now() { date +%s.%N; }
-# Starts serve on $data with extra flags; prints seconds to /healthz 200 and RSS in MiB.
+# Starts serve on $data with extra flags; sets `started` (seconds to /healthz 200) and `rss` (MiB).
 start_once() {
   local t0 t1
   t0=$(now)
@@ -43,9 +43,8 @@ start_once() {
     sleep 0.005
   done
   t1=$(now)
-  local rss
-  rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
-  echo "$(echo "$t1 - $t0" | bc -l) $((rss / 1024))"
+  rss=$(( $(awk '/VmRSS/ {print $2}' "/proc/$pid/status") / 1024 ))
+  started=$(echo "$t1 - $t0" | bc -l | cut -c1-6)
 }
 stop_hard() { kill -9 -- -$pid 2>/dev/null || true; wait $pid 2>/dev/null || true; pid=0; }
 
@@ -59,10 +58,12 @@ done
 echo "== start: full replay vs from a snapshot (seconds to /healthz 200, RSS MiB)"
 for round in $(seq 1 "$rounds"); do
   rm -rf "$data/snapshots"
-  read -r full full_rss < <(start_once --snapshot-every-events 0)
+  start_once --snapshot-every-events 0
+  full=$started full_rss=$rss
   stop_hard
   "$bin" rebuild --data "$data" --write-snapshot >/dev/null 2>&1
-  read -r snap snap_rss < <(start_once --snapshot-every-events 0)
+  start_once --snapshot-every-events 0
+  snap=$started snap_rss=$rss
   grep -o "starting from snapshot [^ ]*" "$work/server.log" >/dev/null || echo "  (the snapshot was not used!)"
   stop_hard
   echo "round $round  full $full s ($full_rss MiB)  snapshot $snap s ($snap_rss MiB)  ratio $(echo "100 * $snap / $full" | bc -l | cut -c1-4) %"
@@ -73,7 +74,7 @@ for round in $(seq 1 "$rounds"); do
   for mode in none busy; do
     flags=(--snapshot-every-events 0)
     [[ $mode == busy ]] && flags=(--snapshot-every-events 1 --snapshot-every-seconds 1)
-    start_once "${flags[@]}" >/dev/null
+    start_once "${flags[@]}"
     "$bin" loadgen --url "http://127.0.0.1:$port" --users 100 --senders 50 --rate "$rate" --duration 15 --json >"$work/load.json"
     written=$(grep -c "snapshot at seq" "$work/server.log" || true)
     stop_hard

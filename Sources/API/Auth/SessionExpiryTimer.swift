@@ -8,7 +8,7 @@ import NIOPosix
 /// when it is, the timer is re-armed.
 final class SessionExpiryTimer: @unchecked Sendable {
     private let lock = NSLock()
-    private let loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.any()
+    let loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.any()
     private var scheduled: Scheduled<Void>?
     private var deadline: Int64 = .max
     private var fire: (@Sendable () -> Void)?

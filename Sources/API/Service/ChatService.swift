@@ -51,9 +51,11 @@ public final class ChatService: @unchecked Sendable {
         guard let durability = Durability(parsing: config.durability) else {
             throw APIError(.badRequest, "config", "unknown --fsync policy \(config.durability)")
         }
+        let opening = Date()
         let log = try EventLog.open(directory: logDir, options: EventLogOptions(durability: durability))
         if !log.recovery.isClean { logger.warning("log recovery: \(log.recovery.description)") }
         let total = log.durableSeq
+        logger.info("log opened in \(String(format: "%.3f", Date().timeIntervalSince(opening))) s (head at seq \(total))")
         lock.withLock { _logHead = total }
         let started = Date()
         let loaded = ProjectionSet.loadNewestSnapshot(from: config.dataDirectory) { seq in try? log.chainHash(at: seq) }
@@ -83,6 +85,7 @@ public final class ChatService: @unchecked Sendable {
             await log.close()
             throw StartError.plaintextLog(dataDirectory: config.dataDirectory, records: views.plaintextRecords)
         }
+        let keysStarted = Date()
         let keys = try openKeyStore(views: views)
         let timer = expiryTimer
         let ledger = Ledger(log: log, views: views, settings: LedgerSettings(refreshLifetime: config.refreshLifetime),
@@ -94,11 +97,18 @@ public final class ChatService: @unchecked Sendable {
             _ledger = ledger
             _deliveries = deliveries
         }
+        // The expiry pass runs on the timer's event loop, not Swift's shared pool, so a busy
+        // pool cannot delay a session's end.
+        let expiryExecutor = EventLoopTaskExecutor(timer.loop)
         timer.start { [weak self] in
             guard let self else { return }
-            Task { await self.expireSessions() }
+            Task(executorPreference: expiryExecutor) { await self.expireSessions() }
         }
         await expireSessions()
+        logger.info("keys, ledger and epoch ready in \(String(format: "%.3f", Date().timeIntervalSince(keysStarted))) s")
+        // What reading the snapshot and the log needed and freed goes back to the system now,
+        // not whenever malloc decides (a snapshot start would otherwise look bigger).
+        trimHeap()
         let scheduler = SnapshotScheduler(dataDirectory: config.dataDirectory, log: log, policy: config.snapshots,
                                           logger: logger, startedFrom: loaded.file)
         lock.withLock { _snapshots = scheduler }
@@ -222,6 +232,15 @@ public func loadSecret(dataDirectory: String, environment: [String: String]) thr
     _ = FileManager.default.createFile(atPath: temp, contents: Data(secret), attributes: [.posixPermissions: 0o600])
     _ = rename(temp, path)
     return try SecretMaterial.bytes(of: String(decoding: secret, as: UTF8.self), source: path)
+}
+
+/// Hands freed heap pages back to the kernel (glibc's `malloc_trim`, looked up at run time:
+/// `malloc.h` is not in the Glibc module).
+func trimHeap() {
+    typealias Trim = @convention(c) (Int) -> Int32
+    if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") {
+        _ = unsafeBitCast(symbol, to: Trim.self)(0)
+    }
 }
 
 /// Why `serve` will not start on a data directory; each message says what to do.

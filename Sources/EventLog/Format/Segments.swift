@@ -22,6 +22,32 @@ enum Segments {
     }
 }
 
+/// A read-only mapping of part of a file, unmapped when released. Segments only ever grow while
+/// they are read (the writer appends; recovery truncates only before anyone reads), so the
+/// mapped range stays backed by the file.
+final class MappedBytes {
+    private let base: UnsafeMutableRawPointer?
+    private let length: Int
+    private let skip: Int
+
+    init(base: UnsafeMutableRawPointer?, length: Int, skip: Int) {
+        self.base = base
+        self.length = length
+        self.skip = skip
+    }
+
+    deinit {
+        if let base { munmap(base, length) }
+    }
+
+    var count: Int { length - skip }
+
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        guard let base else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        return try body(UnsafeRawBufferPointer(start: base + skip, count: length - skip))
+    }
+}
+
 /// Small wrappers over POSIX file calls that turn errno into `EventLogError`.
 enum FileIO {
     static func errnoText(_ what: String) -> String {
@@ -40,6 +66,25 @@ enum FileIO {
         let got = try out.withUnsafeMutableBytes { try preadFully(fd, $0, offset: from, path: path) }
         if got < size { out.removeSubrange(got...) }
         return out
+    }
+
+    /// The bytes of a file from `from` to its current end, mapped read-only (empty past the end).
+    static func map(_ path: String, from: Int) throws -> MappedBytes {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw EventLogError.io(errnoText("open \(path)")) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw EventLogError.io(errnoText("stat \(path)")) }
+        let size = Int(st.st_size)
+        guard size > from else { return MappedBytes(base: nil, length: 0, skip: 0) }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = from / page * page
+        let length = size - start
+        guard let base = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, off_t(start)), base != MAP_FAILED else {
+            throw EventLogError.io(errnoText("mmap \(path)"))
+        }
+        _ = madvise(base, length, MADV_SEQUENTIAL)
+        return MappedBytes(base: base, length: length, skip: from - start)
     }
 
     /// Reads until `buffer` is full or the file ends; returns the bytes read.

@@ -42,7 +42,9 @@ enum LogRecovery {
             if segment.firstSeq != expected {
                 throw EventLogError.gap(file: segment.path, expected: expected, found: segment.firstSeq)
             }
-            let bytes = try FileIO.readAll(segment.path)
+            // Mapped: the walk reads only each batch's header (and the last batch whole), so a
+            // start touches a page per batch instead of copying every segment.
+            let bytes = try FileIO.map(segment.path, from: 0)
             var (found, fault) = bytes.withUnsafeBytes {
                 BatchWalk.headers($0, expectedSeq: expected, prevHash: prev)
             }

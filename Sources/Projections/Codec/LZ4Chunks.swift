@@ -40,23 +40,26 @@ enum LZ4Chunks {
         guard let count = try? r.fixed(UInt32.self), expectedSize >= 0,
               expectedSize <= Int(count) * chunkSize, expectedSize <= r.remaining * 256
         else { return nil }
-        var output = [UInt8](repeating: 0, count: expectedSize)
-        var filled = 0
-        for _ in 0..<count {
-            guard let rawSize = try? r.fixed(UInt32.self), let compressedSize = try? r.fixed(UInt32.self),
-                  Int(rawSize) <= expectedSize - filled, Int(rawSize) <= chunkSize,
-                  let compressed = try? r.bytes(Int(compressedSize))
-            else { return nil }
-            let produced = output.withUnsafeMutableBytes { dst in
-                LZ4_decompress_safe(
+        // Not zero-filled first: every byte is written by the decompression or the result is
+        // thrown away (a snapshot body is tens of megabytes).
+        var ok = true
+        let output = [UInt8](unsafeUninitializedCapacity: expectedSize) { buffer, initialized in
+            var filled = 0
+            for _ in 0..<count {
+                guard let rawSize = try? r.fixed(UInt32.self), let compressedSize = try? r.fixed(UInt32.self),
+                      Int(rawSize) <= expectedSize - filled, Int(rawSize) <= chunkSize,
+                      let compressed = try? r.bytes(Int(compressedSize))
+                else { ok = false; break }
+                let produced = LZ4_decompress_safe(
                     compressed.baseAddress?.assumingMemoryBound(to: CChar.self),
-                    dst.baseAddress.map { ($0 + filled).assumingMemoryBound(to: CChar.self) },
+                    UnsafeMutableRawPointer(buffer.baseAddress!.advanced(by: filled)).assumingMemoryBound(to: CChar.self),
                     Int32(compressed.count), Int32(rawSize))
+                guard produced == Int32(rawSize) else { ok = false; break }
+                filled += Int(rawSize)
             }
-            guard produced == Int32(rawSize) else { return nil }
-            filled += Int(rawSize)
+            ok = ok && filled == expectedSize
+            initialized = ok ? filled : 0
         }
-        guard filled == expectedSize else { return nil }
-        return output
+        return ok ? output : nil
     }
 }

@@ -45,3 +45,50 @@ func clientIdKey(sender: UInt32, clientIdUTF8: UnsafeRawBufferPointer) -> UInt64
     h.update(clientIdUTF8)
     return h.value
 }
+
+/// A fast 64-bit checksum of large buffers (snapshots): four independent lanes of
+/// multiply-rotate over 8-byte words, so it runs at memory speed where byte-at-a-time FNV-1a
+/// takes a tenth of a second per 100 MB. It detects damage; it is no defence against a forger
+/// (the hash chain is, for the log).
+public struct WordChecksum: Sendable {
+    private var lanes: (UInt64, UInt64, UInt64, UInt64) = (0x9E37_79B9_7F4A_7C15, 0xC2B2_AE3D_27D4_EB4F,
+                                                          0x1656_67B1_9E37_79F9, 0x85EB_CA77_C2B2_AE63)
+    private var length: UInt64 = 0
+    private static let prime: UInt64 = 0x9FB2_1C65_1E98_DF25
+
+    public init() {}
+
+    @inline(__always)
+    private static func mix(_ lane: UInt64, _ word: UInt64) -> UInt64 {
+        let x = (lane ^ word) &* prime
+        return (x << 29) | (x >> 35)
+    }
+
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        var i = 0
+        let n = bytes.count
+        var (a, b, c, d) = lanes
+        while i + 32 <= n {
+            a = Self.mix(a, bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            b = Self.mix(b, bytes.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self))
+            c = Self.mix(c, bytes.loadUnaligned(fromByteOffset: i + 16, as: UInt64.self))
+            d = Self.mix(d, bytes.loadUnaligned(fromByteOffset: i + 24, as: UInt64.self))
+            i += 32
+        }
+        while i < n {
+            a = Self.mix(a, UInt64(bytes[i]))
+            i += 1
+        }
+        lanes = (a, b, c, d)
+        length &+= UInt64(n)
+    }
+
+    public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
+
+    public var value: UInt64 {
+        var h = Self.mix(lanes.0, lanes.1)
+        h = Self.mix(h, lanes.2)
+        h = Self.mix(h, lanes.3)
+        return Self.mix(h, length)
+    }
+}

@@ -91,21 +91,28 @@ enum DurableFiles {
         guard fsync(fd) == 0 else { throw FileError("fsync", path) }
     }
 
+    /// The whole file, read into one buffer of its size (a snapshot is tens of megabytes:
+    /// growing an array chunk by chunk copied it several times).
     static func readFile(_ path: String) -> [UInt8]? {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return nil
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        let size = Int(st.st_size)
+        var failed = false
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            var done = 0
+            while done < size {
+                let n = read(fd, buffer.baseAddress! + done, size - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                done += n
             }
-            if n == 0 { return result }
-            result.append(contentsOf: chunk[0..<n])
+            failed = done != size
+            count = failed ? 0 : done
         }
+        return failed ? nil : bytes
     }
 
     static func listDirectory(_ path: String) -> [String] {

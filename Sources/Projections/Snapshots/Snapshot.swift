@@ -1,4 +1,5 @@
 import EventLog
+import Foundation
 
 /// Snapshots: the whole `ProjectionSet` at a log position, so a start replays only the
 /// records after it.
@@ -6,13 +7,15 @@ import EventLog
 /// File: `<data dir>/snapshots/<lastSeq, 20 digits>-<schema fingerprint, 8 hex>.snap`,
 /// little-endian: `"CHATSNAP"`, u32 format, u64 lastSeq, i64 lastTimestamp, u64
 /// plaintextRecords, 32 bytes chain hash (the header hash of the log's batch that ends at
-/// lastSeq), u16 view count, per view (string name, u32 version), u64 body size, u64 FNV-1a of
-/// the header so far and the body, then the body (each view's canonical encoding in
-/// `viewNames` order) as LZ4 chunks. The header is uncompressed so stale versions are rejected
+/// lastSeq), u16 view count, per view (string name, u32 version), u16 section count, per
+/// section its u64 length, u64 body size, u64 `WordChecksum` of the header so far and the
+/// body, then the body as LZ4 chunks. The body is each view's canonical encoding in
+/// `viewNames` order, the conversations view in two sections (its conversations, its
+/// client-id index); the lengths let the sections decode on two threads at once. The header is uncompressed so stale versions are rejected
 /// before any decompression; the chain hash ties the snapshot to the log it was made of.
 extension ProjectionSet {
     static let snapshotMagic: [UInt8] = Array("CHATSNAP".utf8)
-    static let snapshotFormat: UInt32 = 3
+    static let snapshotFormat: UInt32 = 4
 
     /// The snapshot directory inside a data directory.
     public static func snapshotDirectory(in dataDir: String) -> String { "\(dataDir)/snapshots" }
@@ -49,7 +52,12 @@ extension ProjectionSet {
             throw SnapshotError("chain hash \(chainHash) is not 32 bytes of hex")
         }
         var body = ByteWriter(capacity: 1 << 16)
-        for name in Self.viewNames { body.raw(canonicalBytes(of: name)) }
+        var lengths: [UInt64] = []
+        for section in Self.snapshotSections {
+            let start = body.bytes.count
+            section.encode(self, &body)
+            lengths.append(UInt64(body.bytes.count - start))
+        }
 
         var w = ByteWriter(capacity: body.bytes.count / 2 + 256)
         w.raw(Self.snapshotMagic)
@@ -63,8 +71,10 @@ extension ProjectionSet {
             w.string(name)
             w.fixed(UInt32(Self.versions[name] ?? 0))
         }
+        w.fixed(UInt16(lengths.count))
+        for length in lengths { w.fixed(length) }
         w.fixed(UInt64(body.bytes.count))
-        var checksum = FNV1a64()
+        var checksum = WordChecksum()
         checksum.update(w.bytes)
         checksum.update(body.bytes)
         w.fixed(checksum.value)
@@ -157,37 +167,116 @@ extension ProjectionSet {
             }
             // Any other view set or version means the state has another meaning now.
             guard order == viewNames, stored == versions else { return .failure(SnapshotError("other view versions")) }
-            guard let bodySize = try? r.fixed(UInt64.self), let size = Int(exactly: bodySize) else {
+            var lengths: [Int] = []
+            guard let sections = try? r.fixed(UInt16.self), Int(sections) == snapshotSections.count else {
+                return .failure(SnapshotError("other sections"))
+            }
+            for _ in 0..<sections {
+                guard let length = try? r.fixed(UInt64.self), let n = Int(exactly: length) else {
+                    return .failure(SnapshotError("truncated header"))
+                }
+                lengths.append(n)
+            }
+            guard let bodySize = try? r.fixed(UInt64.self), let size = Int(exactly: bodySize),
+                  lengths.reduce(0, +) == size else {
                 return .failure(SnapshotError("truncated header"))
             }
             let headerEnd = r.offset
             guard let checksum = try? r.fixed(UInt64.self), let body = LZ4Chunks.decompress(&r, expectedSize: size),
                   r.remaining == 0
             else { return .failure(SnapshotError("truncated or damaged body")) }
-            var h = FNV1a64()
+            var h = WordChecksum()
             h.update(UnsafeRawBufferPointer(rebasing: raw[0..<headerEnd]))
             h.update(body)
             guard h.value == checksum else { return .failure(SnapshotError("checksum mismatch")) }
-            return body.withUnsafeBytes { bodyRaw -> Result<(ProjectionSet, String), SnapshotError> in
-                var br = ByteReader(bodyRaw)
-                var set = ProjectionSet()
-                do {
-                    set.users = try UsersView(decoding: &br)
-                    set.sessions = try SessionsView(decoding: &br)
-                    set.presence = try PresenceView(decoding: &br)
-                    set.friendship = try FriendshipView(decoding: &br)
-                    set.conversations = try ConversationsView(decoding: &br)
-                    try br.finish()
-                } catch {
-                    return .failure(SnapshotError("views do not decode: \(error)"))
-                }
-                set.lastSeq = lastSeq
-                set.lastTimestamp = lastTimestamp
-                set.plaintextRecords = plaintextRecords
-                return .success((set, chainHash))
+            let decoded = decodeViews(body, lengths: lengths)
+            guard case var .success(set) = decoded else {
+                if case let .failure(error) = decoded { return .failure(error) }
+                return .failure(SnapshotError("views do not decode"))
             }
+            set.lastSeq = lastSeq
+            set.lastTimestamp = lastTimestamp
+            set.plaintextRecords = plaintextRecords
+            return .success((set, chainHash))
         }
     }
+
+    /// The body's sections, in order, with how each is written and read back.
+    struct SnapshotSection: Sendable {
+        let encode: @Sendable (ProjectionSet, inout ByteWriter) -> Void
+        let decode: @Sendable (inout ProjectionSet, inout ByteReader) throws -> Void
+    }
+
+    static let snapshotSections: [SnapshotSection] = [
+        SnapshotSection(encode: { $0.users.encode(into: &$1) }, decode: { $0.users = try UsersView(decoding: &$1) }),
+        SnapshotSection(encode: { $0.sessions.encode(into: &$1) }, decode: { $0.sessions = try SessionsView(decoding: &$1) }),
+        SnapshotSection(encode: { $0.presence.encode(into: &$1) }, decode: { $0.presence = try PresenceView(decoding: &$1) }),
+        SnapshotSection(encode: { $0.friendship.encode(into: &$1) }, decode: { $0.friendship = try FriendshipView(decoding: &$1) }),
+        SnapshotSection(encode: { $0.conversations.encodeConversations(into: &$1) },
+                        decode: { $0.conversations = try ConversationsView(decodingConversations: &$1) }),
+        SnapshotSection(encode: { $0.conversations.clientIndex.encode(into: &$1) },
+                        decode: { $0.conversations.clientIndex = try ClientIdIndex(decoding: &$1) }),
+    ]
+
+    /// Decodes the sections of a snapshot body on two threads: the conversations (most of the
+    /// decoding) on one, the client-id index and the other views on the other; nil if any
+    /// section does not decode whole.
+    static func decodeViews(_ body: [UInt8], lengths: [Int]) -> Result<ProjectionSet, SnapshotError> {
+        let results = DecodedViews()
+        body.withUnsafeBytes { raw in
+            var offsets = [0]
+            for n in lengths { offsets.append(offsets[offsets.count - 1] + n) }
+            let slices = UncheckedSlices(raw: raw, offsets: offsets)
+            let groups = [[4], [5, 0, 1, 2, 3]]
+            DispatchQueue.concurrentPerform(iterations: groups.count) { g in
+                var part = ProjectionSet()
+                for i in groups[g] {
+                    var r = ByteReader(slices.slice(i))
+                    do {
+                        try snapshotSections[i].decode(&part, &r)
+                        try r.finish()
+                    } catch {
+                        results.fail("section \(i): \(error)")
+                        return
+                    }
+                }
+                results.set(g, part)
+            }
+        }
+        return results.merged()
+    }
+}
+
+/// The two halves of `decodeViews`, filled by the two threads.
+private final class DecodedViews: @unchecked Sendable {
+    private let lock = NSLock()
+    private var parts: [ProjectionSet?] = [nil, nil]
+    private(set) var failure: String?
+
+    func set(_ i: Int, _ part: ProjectionSet) { lock.withLock { parts[i] = part } }
+    func fail(_ why: String) { lock.withLock { failure = why } }
+
+    /// The conversations of part 0 with everything else of part 1.
+    func merged() -> Result<ProjectionSet, SnapshotError> {
+        lock.withLock {
+            if let failure { return .failure(SnapshotError("views do not decode: \(failure)")) }
+            guard let conversations = parts[0]?.conversations, var set = parts[1] else {
+                return .failure(SnapshotError("views do not decode"))
+            }
+            let index = set.conversations.clientIndex
+            set.conversations = conversations
+            set.conversations.clientIndex = index
+            return .success(set)
+        }
+    }
+}
+
+/// The body's sections, read by both decoding threads (never written while they run).
+private struct UncheckedSlices: @unchecked Sendable {
+    let raw: UnsafeRawBufferPointer
+    let offsets: [Int]
+
+    func slice(_ i: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: raw[offsets[i]..<offsets[i + 1]]) }
 }
 
 /// One snapshot file: where it is, the position it holds and the build it fits.

@@ -33,6 +33,41 @@ struct MessagePositions: Sendable, Equatable {
 
     mutating func reserveCapacity(_ n: Int) { offsets.reserveCapacity(n) }
 
+    /// `count` seqs read as varint deltas (each greater than the one before), as a snapshot
+    /// stores them: filled in place, not appended one by one (a start decodes millions).
+    init(base: UInt64, deltas r: inout ByteReader, count: Int) throws {
+        self.base = base
+        var previous: UInt64 = 0
+        var wideFrom = count
+        var failure: EventDecodingError?
+        offsets = try [UInt32](unsafeUninitializedCapacity: count) { buffer, filled in
+            filled = 0
+            for i in 0..<count {
+                let (next, overflow) = previous.addingReportingOverflow(try r.varint())
+                guard !overflow, next > previous else {
+                    failure = EventDecodingError("message seqs not ascending")
+                    return
+                }
+                previous = next
+                guard next > base, let offset = UInt32(exactly: next - base) else {
+                    wideFrom = i
+                    wide.append(next)
+                    return
+                }
+                buffer[i] = offset
+                filled = i + 1
+            }
+        }
+        if let failure { throw failure }
+        // Rare: a conversation older than 4 billion records keeps its later seqs wide.
+        for _ in (wideFrom + 1)..<max(count, wideFrom + 1) {
+            let (next, overflow) = previous.addingReportingOverflow(try r.varint())
+            guard !overflow, next > previous else { throw EventDecodingError("message seqs not ascending") }
+            previous = next
+            wide.append(next)
+        }
+    }
+
     /// Index of the first seq greater than `after` (binary search).
     func firstIndex(after: UInt64) -> Int {
         var lo = 0

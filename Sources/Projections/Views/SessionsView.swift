@@ -13,8 +13,11 @@ public struct SessionInfo: Sendable, Equatable {
     public var userId: UInt32
     /// The only refresh jti that may be used next.
     public var currentJti: TokenID
-    /// Every jti rotated out; presenting one again is reuse and revokes the session.
-    public var retiredJtis: Set<TokenID>
+    /// Every jti rotated out, in rotation order; presenting one again is reuse and revokes
+    /// the session (detected as "not the current jti"; these are kept for audits). An array:
+    /// a start decodes tens of thousands of sessions, and a set per session cost hashing and
+    /// an allocation each.
+    public var retiredJtis: [TokenID]
     /// Refresh expiry (µs), sliding with each rotation.
     public var expiresAt: Int64
     public var state: SessionState
@@ -30,7 +33,7 @@ public struct SessionInfo: Sendable, Equatable {
 
 /// Sessions by id, and the not-ended sessions of each user (the basis of "online").
 public struct SessionsView: Projection {
-    public static let version = 2
+    public static let version = 3
 
     var sessions: [TokenID: SessionInfo] = [:]
     /// Sessions not logged out or revoked, per user; they may still have expired.
@@ -105,7 +108,7 @@ public struct SessionsView: Projection {
             openByUser[e.userId, default: []].insert(e.sessionId)
         case .tokenRefreshed(let e):
             guard sessions[e.sessionId] != nil else { return }
-            sessions[e.sessionId]?.retiredJtis.insert(e.retiredJti)
+            sessions[e.sessionId]?.retiredJtis.append(e.retiredJti)
             sessions[e.sessionId]?.currentJti = e.newJti
             sessions[e.sessionId]?.expiresAt = e.expiresAt
         case .sessionRevoked(let e):

@@ -75,13 +75,13 @@ extension SessionsView: CanonicalEncoding {
             w.time(s.createdAt)
             w.optionalTime(s.endedAt)
             w.int(s.retiredJtis.count)
-            for jti in s.retiredJtis.sorted() { w.token(jti) }
+            for jti in s.retiredJtis { w.token(jti) }
         }
     }
 
     init(decoding r: inout ByteReader) throws {
         self.init()
-        let n = try r.count(minItemSize: 60)
+        let n = try r.count(minItemSize: 52)  // id, user, jti, expiry, state, start, no end, no retired jtis
         sessions.reserveCapacity(n)
         for _ in 0..<n {
             let sessionId = try r.token()
@@ -95,8 +95,9 @@ extension SessionsView: CanonicalEncoding {
             let createdAt = try r.time()
             let endedAt = try r.optionalTime()
             let retiredCount = try r.count(minItemSize: 16)
-            var retired = Set<TokenID>(minimumCapacity: retiredCount)
-            for _ in 0..<retiredCount { retired.insert(try r.token()) }
+            var retired: [TokenID] = []
+            retired.reserveCapacity(retiredCount)
+            for _ in 0..<retiredCount { retired.append(try r.token()) }
             sessions[sessionId] = SessionInfo(
                 sessionId: sessionId, userId: userId, currentJti: currentJti, retiredJtis: retired,
                 expiresAt: expiresAt, state: state, createdAt: createdAt, endedAt: endedAt)
@@ -161,7 +162,19 @@ extension FriendshipView: CanonicalEncoding {
 }
 
 extension ConversationsView: CanonicalEncoding {
+    /// The canonical encoding: the conversations, then the client-id index (snapshots keep
+    /// the two as sections of their own, so they decode on two threads).
     func encode(into w: inout ByteWriter) {
+        encodeConversations(into: &w)
+        clientIndex.encode(into: &w)
+    }
+
+    init(decoding r: inout ByteReader) throws {
+        try self.init(decodingConversations: &r)
+        clientIndex = try ClientIdIndex(decoding: &r)
+    }
+
+    func encodeConversations(into w: inout ByteWriter) {
         w.int(conversations.count)
         for c in conversations {
             w.varint(c.userA)
@@ -178,13 +191,14 @@ extension ConversationsView: CanonicalEncoding {
                 previous = s
             }
         }
-        clientIndex.encode(into: &w)
     }
 
-    init(decoding r: inout ByteReader) throws {
+    /// The conversations part alone; the client-id index is left empty.
+    init(decodingConversations r: inout ByteReader) throws {
         self.init()
-        let n = try r.count(minItemSize: 21)
+        let n = try r.count(minItemSize: 20)  // two ids, two times, a seq, a count
         conversations.reserveCapacity(n)
+        byPair.reserveCapacity(n)
         for _ in 0..<n {
             let userA = try r.varint32()
             let userB = try r.varint32()
@@ -198,20 +212,11 @@ extension ConversationsView: CanonicalEncoding {
             }
             let lastMessageTime = try r.time()
             let count = try r.count(minItemSize: 1)
-            var seqs = MessagePositions(base: startedSeq)
-            seqs.reserveCapacity(count)
-            var previous: UInt64 = 0
-            for _ in 0..<count {
-                let (next, overflow) = previous.addingReportingOverflow(try r.varint())
-                guard !overflow, next > previous else { throw EventDecodingError("message seqs not ascending") }
-                seqs.append(next)
-                previous = next
-            }
+            let seqs = try MessagePositions(base: startedSeq, deltas: &r, count: count)
             let i = conversations.count - 1
             conversations[i].lastMessageTime = lastMessageTime
             conversations[i].seqs = seqs
             messageCount += count
         }
-        clientIndex = try ClientIdIndex(decoding: &r)
     }
 }
