@@ -104,7 +104,7 @@ final class SnapshotScheduler: @unchecked Sendable {
         let started = Date()
         let target = log.durableSeq
         let log = self.log
-        var set = ProjectionSet.loadNewestSnapshot(from: dataDirectory) { seq in try? log.chainHash(at: seq) }.set
+        var set = ProjectionSet.loadNewestSnapshot(from: dataDirectory, parallel: false) { seq in try? log.chainHash(at: seq) }.set
             ?? ProjectionSet()
         guard target > set.lastSeq else { return nil }
         let cursor = LogCursor(directory: log.directory, from: set.lastSeq + 1)

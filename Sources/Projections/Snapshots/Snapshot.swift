@@ -92,8 +92,10 @@ extension ProjectionSet {
     /// The newest snapshot this build can start from: its fingerprint matches, it is intact,
     /// and `chainHash(seq)` (the log's hash at its position; nil past the log's end) equals the
     /// one it recorded. Every newer snapshot passed over is named in `skipped` with the reason.
+    /// `parallel: false` decodes on the calling thread only (the background writer, which
+    /// must leave the other core to the server).
     public static func loadNewestSnapshot(
-        from dataDir: String, chainHash: (UInt64) -> String?
+        from dataDir: String, parallel: Bool = true, chainHash: (UInt64) -> String?
     ) -> (set: ProjectionSet?, file: SnapshotFile?, skipped: [(SnapshotFile, String)]) {
         var skipped: [(SnapshotFile, String)] = []
         for file in snapshotFiles(in: dataDir).reversed() {
@@ -105,7 +107,7 @@ extension ProjectionSet {
                 skipped.append((file, "its position \(file.seq) is not a batch end of this log (past its end?)"))
                 continue
             }
-            switch decodeSnapshot(DurableFiles.readFile(file.path) ?? [], expectedSeq: file.seq) {
+            switch decodeSnapshot(DurableFiles.readFile(file.path) ?? [], expectedSeq: file.seq, parallel: parallel) {
             case let .failure(error):
                 skipped.append((file, error.description))
             case let .success((set, hash)) where hash == logHash:
@@ -137,7 +139,7 @@ extension ProjectionSet {
     }
 
     /// The state in `bytes` and the chain hash it recorded, or why it cannot be used.
-    static func decodeSnapshot(_ bytes: [UInt8], expectedSeq: UInt64? = nil) -> Result<(ProjectionSet, String), SnapshotError> {
+    static func decodeSnapshot(_ bytes: [UInt8], expectedSeq: UInt64? = nil, parallel: Bool = true) -> Result<(ProjectionSet, String), SnapshotError> {
         bytes.withUnsafeBytes { raw -> Result<(ProjectionSet, String), SnapshotError> in
             var r = ByteReader(raw)
             guard let magic = try? r.bytes(snapshotMagic.count), magic.elementsEqual(snapshotMagic) else {
@@ -189,7 +191,7 @@ extension ProjectionSet {
             h.update(UnsafeRawBufferPointer(rebasing: raw[0..<headerEnd]))
             h.update(body)
             guard h.value == checksum else { return .failure(SnapshotError("checksum mismatch")) }
-            let decoded = decodeViews(body, lengths: lengths)
+            let decoded = decodeViews(body, lengths: lengths, parallel: parallel)
             guard case var .success(set) = decoded else {
                 if case let .failure(error) = decoded { return .failure(error) }
                 return .failure(SnapshotError("views do not decode"))
@@ -221,14 +223,14 @@ extension ProjectionSet {
     /// Decodes the sections of a snapshot body on two threads: the conversations (most of the
     /// decoding) on one, the client-id index and the other views on the other; nil if any
     /// section does not decode whole.
-    static func decodeViews(_ body: [UInt8], lengths: [Int]) -> Result<ProjectionSet, SnapshotError> {
+    static func decodeViews(_ body: [UInt8], lengths: [Int], parallel: Bool = true) -> Result<ProjectionSet, SnapshotError> {
         let results = DecodedViews()
         body.withUnsafeBytes { raw in
             var offsets = [0]
             for n in lengths { offsets.append(offsets[offsets.count - 1] + n) }
             let slices = UncheckedSlices(raw: raw, offsets: offsets)
             let groups = [[4], [5, 0, 1, 2, 3]]
-            DispatchQueue.concurrentPerform(iterations: groups.count) { g in
+            let decodeGroup: @Sendable (Int) -> Void = { g in
                 var part = ProjectionSet()
                 for i in groups[g] {
                     var r = ByteReader(slices.slice(i))
@@ -241,6 +243,11 @@ extension ProjectionSet {
                     }
                 }
                 results.set(g, part)
+            }
+            if parallel {
+                DispatchQueue.concurrentPerform(iterations: groups.count) { decodeGroup($0) }
+            } else {
+                for g in groups.indices { decodeGroup(g) }
             }
         }
         return results.merged()
