@@ -34,11 +34,17 @@ public struct EventLogOptions: Sendable {
     public var durability: Durability
     /// Decompressed batches kept for random reads.
     public var cachedBatches: Int
+    /// With `.always`: how long (µs) the writer may hold a batch open after its first record,
+    /// gathering more, while records arrive fast enough to fill it (see `EventLog.gatherTarget`).
+    /// 0 writes each batch as soon as the writer is free.
+    public var gatherMicros: Int
 
-    public init(segmentBytes: Int = 64 << 20, durability: Durability = .always, cachedBatches: Int = 64) {
+    public init(segmentBytes: Int = 64 << 20, durability: Durability = .always, cachedBatches: Int = 64,
+                gatherMicros: Int = 1000) {
         self.segmentBytes = segmentBytes
         self.durability = durability
         self.cachedBatches = cachedBatches
+        self.gatherMicros = gatherMicros
     }
 }
 

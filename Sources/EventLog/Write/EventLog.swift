@@ -34,6 +34,13 @@ public final class EventLog: @unchecked Sendable {
     var nextSubscriberId = 0
     /// Told on the writer thread of each durable batch's last seq, and of a failure (nil).
     var durabilityListener: (@Sendable (UInt64?) -> Void)?
+    /// What the writer is doing, so `reserve` wakes it only when that helps: always when it
+    /// is idle, when a gathered batch is full, and never while it writes (it looks again
+    /// when done). Each needless wake-up is a futex call and a context switch.
+    var writerState = WriterState.busy
+    /// Records per second arriving, smoothed over batches (the writer's estimate).
+    var arrivalRate: Double = 0
+    var lastTakeNanos: UInt64 = 0
 
     // Touched by the writer thread only (and by `open` before it starts).
     var writer: ActiveSegment
@@ -115,11 +122,16 @@ public final class EventLog: @unchecked Sendable {
         if let failure { throw EventLogError.writerFailed(failure) }
         if closing { throw EventLogError.closed }
         let first = nextSeq
+        if pending.isEmpty { pending.firstArrivalNanos = DispatchTime.now().uptimeNanoseconds }
         for record in records {
             pending.add(record, seq: nextSeq)
             nextSeq += 1
         }
-        cond.signal()
+        switch writerState {
+        case .idle: cond.signal()
+        case let .gathering(target): if pending.count >= target { cond.signal() }
+        case .busy: break
+        }
         return first...(nextSeq - 1)
     }
 
@@ -186,6 +198,16 @@ public final class EventLog: @unchecked Sendable {
     }
 }
 
+/// What the writer thread is doing (see `EventLog.writerState`).
+enum WriterState {
+    /// Waiting for a first record.
+    case idle
+    /// Holding a batch open until it has this many records (or its time is up).
+    case gathering(Int)
+    /// Writing and syncing.
+    case busy
+}
+
 /// Records reserved but not yet written: the next batch.
 struct PendingBatch {
     var raw: [UInt8] = []
@@ -193,6 +215,8 @@ struct PendingBatch {
     var count = 0
     var firstTimestamp: Int64 = 0
     var lastTimestamp: Int64 = 0
+    /// When the first record was reserved (monotonic ns), for the gathering deadline.
+    var firstArrivalNanos: UInt64 = 0
 
     var isEmpty: Bool { count == 0 }
 

@@ -9,6 +9,7 @@ extension EventLog {
         var spare: [UInt8] = []
         while true {
             cond.lock()
+            writerState = .idle
             while pending.isEmpty && !closing {
                 if let since = writer.unsyncedSince, case let .interval(ms) = options.durability {
                     let deadline = since.addingTimeInterval(Double(ms) / 1000)
@@ -17,8 +18,16 @@ extension EventLog {
                     cond.wait()
                 }
             }
+            gather()
+            writerState = .busy
             var batch: PendingBatch?
             if !pending.isEmpty {
+                let now = DispatchTime.now().uptimeNanoseconds
+                if lastTakeNanos > 0, now > lastTakeNanos {
+                    let rate = Double(pending.count) * 1e9 / Double(now - lastTakeNanos)
+                    arrivalRate = arrivalRate * 0.75 + rate * 0.25
+                }
+                lastTakeNanos = now
                 batch = pending
                 pending = PendingBatch()
                 spare.removeAll(keepingCapacity: true)
@@ -43,6 +52,29 @@ extension EventLog {
         writerFinished = true
         finishSubscribers(throwing: nil)
         cond.unlock()
+    }
+
+    /// How many records a batch is held open for: what arrives in `gatherMicros` at the
+    /// observed rate (at most 256), or nil when fewer than 2 would (waiting would gather
+    /// nothing and only delay the ack). Only `.always` gathers: it pays one fsync per batch,
+    /// about 75 µs of CPU on this project's VMs (virtio exits) besides the disk's time.
+    func gatherTarget() -> Int? {
+        guard case .always = options.durability, options.gatherMicros > 0 else { return nil }
+        let expected = arrivalRate * Double(options.gatherMicros) / 1e6
+        return expected >= 2 ? min(Int(expected), 256) : nil
+    }
+
+    /// Holds the pending batch open until it reaches `gatherTarget()` records or `gatherMicros`
+    /// have passed since its first record. Caller holds `cond`.
+    private func gather() {
+        guard !closing, !pending.isEmpty, let target = gatherTarget(), pending.count < target else { return }
+        writerState = .gathering(target)
+        let deadline = pending.firstArrivalNanos + UInt64(options.gatherMicros) * 1000
+        while pending.count < target && !closing {
+            let now = DispatchTime.now().uptimeNanoseconds
+            guard now < deadline else { break }
+            _ = cond.wait(until: Date(timeIntervalSinceNow: Double(deadline - now) / 1e9))
+        }
     }
 
     private func write(_ batch: PendingBatch, buffer: inout [UInt8]) throws {

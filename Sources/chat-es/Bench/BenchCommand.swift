@@ -7,7 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmark the event log and the projection rebuild.",
-        subcommands: [BenchLogCommand.self, BenchReplayCommand.self, BenchCryptoCommand.self]
+        subcommands: [BenchLogCommand.self, BenchReplayCommand.self, BenchCryptoCommand.self, BenchFsyncCommand.self]
     )
 }
 

@@ -52,6 +52,9 @@ struct LoadgenCommand: AsyncParsableCommand {
     @Option(help: "Seconds to wait for in-flight acks and deliveries after sending stops.")
     var drain: Double = 5
 
+    @Option(name: .customLong("server-pid"), help: "The server's pid: its CPU time over the sending window is reported (this machine only).")
+    var serverPid: Int32?
+
     @Flag(help: "Print exactly one JSON object on stdout instead of the summary.")
     var json = false
 
@@ -111,7 +114,8 @@ struct LoadgenCommand: AsyncParsableCommand {
             )
         }
         let phases = await LoadgenDriver(sockets: sockets, context: context, progress: progress)
-            .run(duration: .milliseconds(Int64(duration * 1000)), drain: .milliseconds(Int64(drain * 1000)), setupStart: setupStart)
+            .run(duration: .milliseconds(Int64(duration * 1000)), drain: .milliseconds(Int64(drain * 1000)), setupStart: setupStart,
+                 serverPid: serverPid)
 
         var totals = client.counters.withLock { $0 }
         var unacked = 0
@@ -127,7 +131,8 @@ struct LoadgenCommand: AsyncParsableCommand {
             url: target.http, users: users, senders: senders, rate: rate, window: window, fanout: fanout,
             durationSeconds: duration, elapsedSeconds: phases.elapsed, setupSeconds: phases.setup,
             connected: connected, ackedAtStop: phases.ackedAtStop, deliveredAtStop: phases.deliveredAtStop,
-            totals: totals, unacked: unacked, ack: latencies.ack, e2e: latencies.e2e
+            totals: totals, unacked: unacked, ack: latencies.ack, e2e: latencies.e2e,
+            serverCPU: phases.serverCPU, ownCPU: phases.ownCPU
         )
         print(json ? report.json() : report.human())
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Runs the sockets of a load run through its phases: connect all, send for
 /// the duration, drain in-flight frames, close; and times them.
 struct LoadgenDriver: Sendable {
@@ -7,6 +9,10 @@ struct LoadgenDriver: Sendable {
         var elapsed: Double = 0
         var ackedAtStop = 0
         var deliveredAtStop = 0
+        /// CPU seconds spent during the sending window (setup excluded) by the server, when
+        /// its pid was given, and by this process.
+        var serverCPU: Double?
+        var ownCPU: Double = 0
     }
 
     let sockets: [LoadgenSocket]
@@ -19,7 +25,7 @@ struct LoadgenDriver: Sendable {
     private static let poll: Duration = .milliseconds(20)
     private static let stall: Duration = .seconds(1)
 
-    func run(duration: Duration, drain: Duration, setupStart: ContinuousClock.Instant) async -> Phases {
+    func run(duration: Duration, drain: Duration, setupStart: ContinuousClock.Instant, serverPid: Int32? = nil) async -> Phases {
         var phases = Phases()
         await withTaskGroup(of: Bool.self) { group in
             for socket in sockets {
@@ -32,9 +38,14 @@ struct LoadgenDriver: Sendable {
             phases.setup = LoadgenClock.seconds(ContinuousClock.now - setupStart)
 
             let start = ContinuousClock.now
+            let cpuBefore = (server: serverPid.flatMap(ProcessCPU.seconds(pid:)), own: ProcessCPU.ownSeconds())
             context.start.open(LoadgenSchedule(start: start, end: start + duration))
             try? await Task.sleep(until: start + duration, clock: .continuous)
             for socket in sockets { socket.stopSending() }
+            if let before = cpuBefore.server, let after = serverPid.flatMap(ProcessCPU.seconds(pid:)) {
+                phases.serverCPU = after - before
+            }
+            phases.ownCPU = ProcessCPU.ownSeconds() - cpuBefore.own
             let (acked, delivered, _) = totals()
             phases.elapsed = LoadgenClock.seconds(ContinuousClock.now - start)
             phases.ackedAtStop = acked
@@ -99,5 +110,26 @@ struct LoadgenDriver: Sendable {
             if open { result.pending += pending }
         }
         return result
+    }
+}
+
+/// CPU time (user + system) of a process, for CPU per message over the sending window only:
+/// setup (registrations hash passwords) would otherwise be charged to the messages.
+enum ProcessCPU {
+    /// From `/proc/<pid>/stat` (fields 14 and 15, in clock ticks); nil if unreadable.
+    static func seconds(pid: Int32) -> Double? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // After the command: state is field 3, so utime (14) and stime (15) are at 11 and 12.
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    static func ownSeconds() -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return s(usage.ru_utime) + s(usage.ru_stime)
     }
 }

@@ -22,6 +22,13 @@ struct LoadgenReport: Sendable {
     let unacked: Int
     let ack: LoadgenHistogram
     let e2e: LoadgenHistogram
+    /// CPU seconds over the sending window: the server's (with `--server-pid`) and ours.
+    var serverCPU: Double? = nil
+    var ownCPU: Double = 0
+
+    /// CPU microseconds per message acked during the sending window.
+    var serverMicrosPerMessage: Double? { serverCPU.map { $0 * 1e6 / Double(max(ackedAtStop, 1)) } }
+    var ownMicrosPerMessage: Double { ownCPU * 1e6 / Double(max(ackedAtStop, 1)) }
 
     var ackedPerSecond: Double { elapsedSeconds > 0 ? Double(ackedAtStop) / elapsedSeconds : 0 }
     var deliveredPerSecond: Double { elapsedSeconds > 0 ? Double(deliveredAtStop) / elapsedSeconds : 0 }
@@ -62,6 +69,8 @@ struct LoadgenReport: Sendable {
             ("error_codes", "{" + codes.joined(separator: ",") + "}"),
             ("window", "\(window)"),
             ("fanout", "\(fanout)"),
+            ("server_cpu_us_per_msg", serverMicrosPerMessage.map(number) ?? "null"),
+            ("loadgen_cpu_us_per_msg", number(ownMicrosPerMessage)),
         ]
         return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
     }
@@ -92,6 +101,9 @@ struct LoadgenReport: Sendable {
                 + "connect \(totals.connectFailures), socket \(totals.socketFailures), bad frames \(totals.badFrames)), "
                 + "rate_limited \(totals.rateLimited)",
         ]
+        lines.append("  cpu        "
+            + (serverMicrosPerMessage.map { String(format: "server %.1f µs/msg, ", $0) } ?? "")
+            + String(format: "loadgen %.1f µs/msg (sending window only)", ownMicrosPerMessage))
         if !codes.isEmpty { lines.append("  error codes: " + codes.joined(separator: ", ")) }
         if totals.unexpectedAcks > 0 { lines.append("  acks for nothing pending: \(totals.unexpectedAcks)") }
         return lines.joined(separator: "\n")

@@ -127,10 +127,21 @@ final class LoadgenSocketHandler: ChannelInboundHandler, RemovableChannelHandler
         pump(context: context)
         flushIfNeeded(context: context)
         guard nextTick < schedule.end else { return }
-        context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: Self.timeAmount(now.duration(to: nextTick))) {
+        // Wake on the run's 1 ms grid, not at each sender's own instant: the senders of a loop
+        // whose sends fall in the same millisecond then go out in one loop iteration, one
+        // wake-up instead of one each (at 20,000 msg/s that was most of this process's CPU).
+        // Each message's latency is still measured from its actual send.
+        let grid = Self.pacingGrid.components.attoseconds / 1_000_000_000
+        let offset = schedule.start.duration(to: nextTick).components
+        let offsetNanos = offset.seconds * 1_000_000_000 + offset.attoseconds / 1_000_000_000
+        let wake = schedule.start + .nanoseconds((offsetNanos + grid - 1) / grid * grid)
+        context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: Self.timeAmount(now.duration(to: wake))) {
             self.tick(context: context)
         }
     }
+
+    /// The pacing grid (see `tick`).
+    static let pacingGrid: Duration = .milliseconds(1)
 
     /// Sends while the window, the schedule and any rate-limit pause allow. Unpaced, the
     /// window is refilled once half of it is free: a refill is then one write(2) of many
