@@ -29,9 +29,11 @@ import Testing
         let gathered = try await steadyStream(gatherMicros: 2000)
         let plainSize = Double(plain.records) / Double(plain.batches)
         let gatheredSize = Double(gathered.records) / Double(gathered.batches)
-        // 10,000 records/s: without gathering a batch holds what arrived during one fsync;
-        // with 2 ms of gathering about 20 (capped by the time the stream lasts).
-        #expect(gatheredSize >= 2 * plainSize && gatheredSize >= 5,
+        // 10,000 records/s: without gathering a batch holds what arrived during one fsync
+        // (1–2 on a quiet disk, ~20 when a busy machine makes fsync take 2 ms); with 2 ms of
+        // gathering about 20 whatever the disk does. So gathering must reach 10 per batch and
+        // never make batches much smaller than the plain writer's.
+        #expect(gatheredSize >= 10 && gatheredSize >= 0.5 * plainSize,
                 "records per batch: \(gatheredSize) gathered vs \(plainSize) not gathered")
 
         // Slow arrivals (one per 5 ms) are never held back: each is its own batch, durable
