@@ -42,6 +42,10 @@ import Testing
             let out = try await client.post("/api/logout/", ["refresh": r2], token: a2)
             #expect(out.status == .ok)
             #expect(try await client.get("/api/conversations/", token: a2).status == .unauthorized)
+
+            // One user registered (the duplicate and the invalid one were refused).
+            let metrics = try await client.execute(uri: "/metrics", method: .get, headers: [:])
+            #expect(String(buffer: metrics.body).split(separator: "\n").contains("chat_users 1"))
         }
         await service.shutdown()
     }

@@ -66,6 +66,10 @@ public actor Ledger {
         return try commit([.serverStarted(ServerStarted(epoch: epoch))])
     }
 
+    /// Registered users (erased ones included), read inside the actor: while a copy of `views`
+    /// taken out of it is alive, the Ledger's next change to a view copies that view whole.
+    func userCount() -> Int { views.users.count }
+
     // MARK: names
 
     /// The name others see: the registered spelling, or `[deleted]` once erased.

@@ -31,7 +31,7 @@ struct RouteHandlers {
 
     func metrics() async -> Response {
         var users = 0
-        if let ledger = service.ledger { users = await ledger.views.users.count }
+        if let ledger = service.ledger { users = await ledger.userCount() }
         let text = MetricsExport.text(logPosition: service.logPosition, openSockets: service.hub.openSockets,
                                       users: users, durable: service.ledger?.log.durableSeq ?? 0,
                                       syncs: service.ledger?.log.syncStatistics ?? (0, 0), start: service.startReport)
