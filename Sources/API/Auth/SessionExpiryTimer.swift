@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import Projections
 
 /// One timer for every session expiry: armed for the earliest one the Ledger knows, so a
 /// session whose refresh token expires ends then (its sockets close), not at the next request.
@@ -24,7 +25,7 @@ final class SessionExpiryTimer: @unchecked Sendable {
             guard micros < deadline else { return }
             scheduled?.cancel()
             deadline = micros
-            let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+            let now = currentMicros()
             scheduled = loop.scheduleTask(in: .microseconds(max(micros - now, 0))) { self.fired() }
         }
     }

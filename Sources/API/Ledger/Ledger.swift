@@ -40,12 +40,12 @@ public actor Ledger {
         self.nextSocketId = (views.presence.epoch << 32) | 1
         // Sessions that expired while the server was down need nothing at start: no socket of
         // theirs survived it, and friends hear of presence only from sockets open now.
-        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        let now = currentMicros()
         expiries = Heap(views.sessions.unendedSessions.lazy.filter { $0.expiresAt > now }
             .map { SessionExpiry(at: $0.expiresAt, session: $0.sessionId) })
     }
 
-    var nowMicros: Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
+    var nowMicros: Int64 { currentMicros() }
 
     /// Reserves, applies and returns the last seq of `events`.
     @discardableResult

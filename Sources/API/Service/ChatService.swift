@@ -138,7 +138,7 @@ public final class ChatService: @unchecked Sendable {
     /// Ends the sessions that expired and re-arms the timer for the next expiry.
     func expireSessions() async {
         guard let ledger else { return }
-        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        let now = currentMicros()
         let (presence, next) = await ledger.expireDue(now: now)
         for fanout in presence { hub.deliver(fanout) }
         if let next { expiryTimer.schedule(at: next) }

@@ -1,6 +1,14 @@
+import Foundation
+
 // RFC 3339 timestamps with exactly six fractional digits, done with integer
 // civil-date arithmetic (Howard Hinnant's algorithms) so it is fast and needs no
 // locale, calendar object or lock.
+
+/// The wall clock in microseconds since the Unix epoch: the unit of every event timestamp,
+/// session expiry and `as-of` time.
+public func currentMicros() -> Int64 {
+    Int64(Date().timeIntervalSince1970 * 1_000_000)
+}
 
 /// `2026-11-24T19:11:55.123456Z` for microseconds since the Unix epoch, UTC.
 public func formatTimestamp(_ micros: Int64) -> String {

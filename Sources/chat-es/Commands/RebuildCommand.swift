@@ -61,7 +61,7 @@ struct RebuildCommand: ParsableCommand {
             let now: Int64 = switch limit {
             case .time(let t): t
             case .seq: set.lastTimestamp
-            case nil: Int64(Date().timeIntervalSince1970 * 1_000_000)
+            case nil: currentMicros()
             }
             let out = StandardOutput()
             var summary = "position \(set.lastSeq)\n"
