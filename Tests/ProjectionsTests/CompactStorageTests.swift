@@ -19,6 +19,27 @@ import Testing
         #expect(p.seqs(2..<4) == Array(seqs[2..<4]))
     }
 
+    @Test func positionsReadFromDeltasEqualAppendedOnesWideTailIncluded() throws {
+        let seqs: [UInt64] = [11, 12, 1_000, 10 + UInt64(UInt32.max), 11 + UInt64(UInt32.max), 1 << 40]
+        func decoded(_ seqs: [UInt64]) throws -> MessagePositions {
+            var w = ByteWriter(capacity: 64)
+            var previous: UInt64 = 0
+            for s in seqs { w.varint(s &- previous); previous = s }
+            return try w.bytes.withUnsafeBytes { raw in
+                var r = ByteReader(raw)
+                let p = try MessagePositions(base: 10, deltas: &r, count: seqs.count)
+                try r.finish()
+                return p
+            }
+        }
+        var appended = MessagePositions(base: 10)
+        for s in seqs { appended.append(s) }
+        #expect(try decoded(seqs) == appended)
+        #expect(try decoded(Array(seqs[0..<3])).all == Array(seqs[0..<3]))
+        #expect(throws: EventDecodingError.self) { try decoded([11, 12, 12]) }
+        #expect(throws: EventDecodingError.self) { try decoded([11, 1 << 40, 1 << 40]) }
+    }
+
     @Test func clientIndexFindsEverySeqItStored() throws {
         var index = ClientIdIndex()
         var rng = SeededRNG(seed: 17)

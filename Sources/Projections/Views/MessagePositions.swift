@@ -38,33 +38,29 @@ struct MessagePositions: Sendable, Equatable {
     init(base: UInt64, deltas r: inout ByteReader, count: Int) throws {
         self.base = base
         var previous: UInt64 = 0
-        var wideFrom = count
-        var failure: EventDecodingError?
-        offsets = try [UInt32](unsafeUninitializedCapacity: count) { buffer, filled in
-            filled = 0
-            for i in 0..<count {
-                let (next, overflow) = previous.addingReportingOverflow(try r.varint())
-                guard !overflow, next > previous else {
-                    failure = EventDecodingError("message seqs not ascending")
-                    return
-                }
-                previous = next
-                guard next > base, let offset = UInt32(exactly: next - base) else {
-                    wideFrom = i
-                    wide.append(next)
-                    return
-                }
-                buffer[i] = offset
-                filled = i + 1
-            }
-        }
-        if let failure { throw failure }
-        // Rare: a conversation older than 4 billion records keeps its later seqs wide.
-        for _ in (wideFrom + 1)..<max(count, wideFrom + 1) {
+        func nextSeq() throws -> UInt64 {
             let (next, overflow) = previous.addingReportingOverflow(try r.varint())
             guard !overflow, next > previous else { throw EventDecodingError("message seqs not ascending") }
             previous = next
-            wide.append(next)
+            return next
+        }
+        var firstWide: UInt64?
+        offsets = try [UInt32](unsafeUninitializedCapacity: count) { buffer, filled in
+            filled = 0
+            while filled < count {
+                let next = try nextSeq()
+                guard next > base, let offset = UInt32(exactly: next - base) else {
+                    firstWide = next
+                    return
+                }
+                buffer[filled] = offset
+                filled += 1
+            }
+        }
+        // Rare: a conversation older than 4 billion records keeps its later seqs wide.
+        if let firstWide {
+            wide.append(firstWide)
+            while offsets.count + wide.count < count { wide.append(try nextSeq()) }
         }
     }
 
