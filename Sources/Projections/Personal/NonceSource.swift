@@ -30,24 +30,18 @@ final class NonceSource: @unchecked Sendable {
         return try withUnsafeBytes(of: &nonce) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<Self.size])) }
     }
 
-    /// The next 12 never-handed-out random bytes.
-    func next() -> [UInt8] {
-        withNext { Array($0) }
-    }
-
     /// Caller holds `lock`.
     private func refillIfNeeded() {
-        if used + Self.size > buffer.count {
-                // One read of the kernel's CSPRNG for the whole block (glibc's getrandom(2)
-                // wrapper is not in Swift's Glibc module).
-                buffer.withUnsafeMutableBytes { raw in
-                    var filled = 0
-                    while filled < raw.count {
-                        let n = read(Self.urandom, raw.baseAddress! + filled, raw.count - filled)
-                        if n > 0 { filled += n } else if errno != EINTR { fatalError("cannot read /dev/urandom: errno \(errno)") }
-                    }
-                }
-                used = 0
+        guard used + Self.size > buffer.count else { return }
+        // One read of the kernel's CSPRNG for the whole block (glibc's getrandom(2) wrapper
+        // is not in Swift's Glibc module).
+        buffer.withUnsafeMutableBytes { raw in
+            var filled = 0
+            while filled < raw.count {
+                let n = read(Self.urandom, raw.baseAddress! + filled, raw.count - filled)
+                if n > 0 { filled += n } else if errno != EINTR { fatalError("cannot read /dev/urandom: errno \(errno)") }
+            }
         }
+        used = 0
     }
 }

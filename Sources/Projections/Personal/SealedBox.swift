@@ -33,8 +33,8 @@ public enum PersonalField: UInt8, Sendable {
 ///
 /// Layout: `u8 scheme` (1: the plaintext as is; 2: a varint of the plaintext's length, then
 /// its LZ4 block), a 12-byte nonce, the ciphertext, the 16-byte tag. Nonces are random
-/// (96 bits from the kernel CSPRNG per box, fetched in blocks by `NonceSource`): keys are per user, so a key seals at most one
-/// box per message its owner sends, far below the 2^32 boxes per key that NIST SP 800-38D
+/// (96 bits from the kernel CSPRNG per box, fetched in blocks by `NonceSource`): keys are per
+/// user, so a key seals at most one box per message its owner sends, far below the 2^32 boxes per key that NIST SP 800-38D
 /// allows random nonces. A counter would need state that survives crashes and, with several
 /// writers, coordination; a seq-derived nonce would repeat if a writer that lost its role
 /// sealed under a seq another writer then used.

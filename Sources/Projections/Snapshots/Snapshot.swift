@@ -191,10 +191,10 @@ extension ProjectionSet {
             h.update(UnsafeRawBufferPointer(rebasing: raw[0..<headerEnd]))
             h.update(body)
             guard h.value == checksum else { return .failure(SnapshotError("checksum mismatch")) }
-            let decoded = decodeViews(body, lengths: lengths, parallel: parallel)
-            guard case var .success(set) = decoded else {
-                if case let .failure(error) = decoded { return .failure(error) }
-                return .failure(SnapshotError("views do not decode"))
+            var set: ProjectionSet
+            switch decodeViews(body, lengths: lengths, parallel: parallel) {
+            case let .failure(error): return .failure(error)
+            case let .success(decoded): set = decoded
             }
             set.lastSeq = lastSeq
             set.lastTimestamp = lastTimestamp
@@ -221,8 +221,8 @@ extension ProjectionSet {
     ]
 
     /// Decodes the sections of a snapshot body on two threads: the conversations (most of the
-    /// decoding) on one, the client-id index and the other views on the other; nil if any
-    /// section does not decode whole.
+    /// decoding) on one, the client-id index and the other views on the other; a failure if
+    /// any section does not decode whole.
     static func decodeViews(_ body: [UInt8], lengths: [Int], parallel: Bool = true) -> Result<ProjectionSet, SnapshotError> {
         let results = DecodedViews()
         body.withUnsafeBytes { raw in
