@@ -85,3 +85,8 @@ struct BenchOutputOptions: ParsableArguments {
     @Flag(help: "Keep the benchmark log afterwards.")
     var keep = false
 }
+
+/// The `p` quantile (nearest rank) of `sorted`, which ascends; nil when it is empty.
+func quantile<T>(_ sorted: [T], _ p: Double) -> T? {
+    sorted.isEmpty ? nil : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+}

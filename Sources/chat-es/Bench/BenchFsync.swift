@@ -51,7 +51,7 @@ struct BenchFsyncCommand: ParsableCommand {
                 latencies.append(Double(BenchClock.nanos() - t0) / 1e6)
             }
             latencies.sort()
-            func q(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+            func q(_ p: Double) -> Double { quantile(latencies, p) ?? 0 }
             let mean = latencies.reduce(0, +) / Double(max(latencies.count, 1))
             if json {
                 print(String(format: "{\"syncs\":%d,\"rate\":%.1f,\"bytes\":%d,\"ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"mean\":%.3f}}",

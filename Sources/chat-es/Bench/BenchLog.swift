@@ -157,10 +157,7 @@ struct BenchLogAppends {
         }
     }
 
-    private func percentile(_ p: Double) -> UInt64 {
-        guard !latencies.isEmpty else { return 0 }
-        return latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]
-    }
+    private func percentile(_ p: Double) -> UInt64 { quantile(latencies, p) ?? 0 }
 }
 
 /// The replay phase of `bench log`: a `LogCursor` over every record, touching each

@@ -131,10 +131,9 @@ final class LoadgenSocketHandler: ChannelInboundHandler, RemovableChannelHandler
         // whose sends fall in the same millisecond then go out in one loop iteration, one
         // wake-up instead of one each (at 20,000 msg/s that was most of this process's CPU).
         // Each message's latency is still measured from its actual send.
-        let grid = Self.pacingGrid.components.attoseconds / 1_000_000_000
-        let offset = schedule.start.duration(to: nextTick).components
-        let offsetNanos = offset.seconds * 1_000_000_000 + offset.attoseconds / 1_000_000_000
-        let wake = schedule.start + .nanoseconds((offsetNanos + grid - 1) / grid * grid)
+        let grid = LoadgenClock.nanoseconds(Self.pacingGrid)
+        let offset = LoadgenClock.nanoseconds(schedule.start.duration(to: nextTick))
+        let wake = schedule.start + .nanoseconds((offset + grid - 1) / grid * grid)
         context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: Self.timeAmount(now.duration(to: wake))) {
             self.tick(context: context)
         }
@@ -223,8 +222,7 @@ final class LoadgenSocketHandler: ChannelInboundHandler, RemovableChannelHandler
 
     /// A Swift duration as an event-loop delay (negative waits run at once).
     private static func timeAmount(_ duration: Duration) -> TimeAmount {
-        let parts = duration.components
-        return .nanoseconds(max(0, parts.seconds * 1_000_000_000 + parts.attoseconds / 1_000_000_000))
+        .nanoseconds(max(0, LoadgenClock.nanoseconds(duration)))
     }
 
     // MARK: receiving
