@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
@@ -28,6 +29,8 @@ let package = Package(
             dependencies: [
                 "CLZ4",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
@@ -81,7 +84,10 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "EventLogTests", dependencies: ["EventLog"]),
+        .testTarget(
+            name: "EventLogTests",
+            dependencies: ["EventLog", .product(name: "PostgresNIO", package: "postgres-nio")]
+        ),
         .testTarget(
             name: "ProjectionsTests",
             dependencies: ["Projections", "EventLog", .product(name: "Crypto", package: "swift-crypto")],

@@ -171,7 +171,7 @@ import Testing
         #expect(throws: SecretMaterialError.self) {
             try loadSecret(dataDirectory: data.path, environment: ["CHAT_ES_SECRET": "ci-acceptance-secret"])
         }
-        FileManager.default.createFile(atPath: data.path + "/secret", contents: Data("short".utf8))
+        _ = FileManager.default.createFile(atPath: data.path + "/secret", contents: Data("short".utf8))
         #expect(throws: SecretMaterialError.self) { try loadSecret(dataDirectory: data.path, environment: [:]) }
         #expect(FileManager.default.contents(atPath: data.path + "/secret") == Data("short".utf8))
         try FileManager.default.removeItem(atPath: data.path + "/secret")

@@ -97,7 +97,7 @@ import Testing
         handle.seekToEndOfFile()
         handle.write(Data([9, 9, 9]))  // a crash in the middle of the next append
         handle.closeFile()
-        FileManager.default.createFile(atPath: shard + ".tmp-1", contents: Data([1]))
+        _ = FileManager.default.createFile(atPath: shard + ".tmp-1", contents: Data([1]))
         let reopened = try KeyStore.open(dataDirectory: data, master: Self.master)
         #expect(reopened.userIds == [1, 2])
         #expect(FileManager.default.contents(atPath: shard)?.count == 8 + 2 * 64)

@@ -39,6 +39,8 @@ public struct APIError: Error, Sendable {
         return error
     }
     static let forbidden = APIError(.forbidden, "permission_denied", "You do not have permission to perform this action.")
+    static let storeUnavailable = APIError(.serviceUnavailable, "storage_unavailable",
+                                           "The event log cannot store anything right now.", retryAfter: 1)
     static let unavailable = APIError(.serviceUnavailable, "replaying", "The server is replaying its log; try again shortly.", retryAfter: 1)
 
     var json: String {

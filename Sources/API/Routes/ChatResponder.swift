@@ -53,6 +53,8 @@ public struct ChatResponder: HTTPResponder {
         }
         route = found.template
         guard service.ledger != nil || !found.needsLedger else { throw APIError.unavailable }
+        // Reads are served from memory; anything that would append waits for the database.
+        if found.needsLedger && request.method != .get && !service.storeAvailable { throw APIError.storeUnavailable }
 
         switch found {
         case .healthz: return handlers.healthz()

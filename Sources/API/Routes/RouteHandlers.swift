@@ -21,6 +21,10 @@ struct RouteHandlers {
         if let failure = service.ledger?.log.failureReason {
             return Response.json("{\"status\":\"storage_failed\",\"detail\":\(jsonQuoted(failure)),\"log_position\":\(service.logPosition)}", status: .serviceUnavailable)
         }
+        if !service.storeAvailable {
+            return Response.json("{\"status\":\"storage_unavailable\",\"log_position\":\(service.logPosition)}",
+                                 status: .serviceUnavailable)
+        }
         guard service.ledger != nil else {
             let start = service.startReport
             return Response.json("{\"status\":\"replaying\",\"log_position\":\(start.head),\"replayed\":\(start.replayed)}",

@@ -27,6 +27,8 @@ public final class ChatService: @unchecked Sendable {
     /// The last start's replay: seconds and events.
     private var _lastStart: (seconds: Double, events: UInt64) = (0, 0)
     private var _snapshots: SnapshotScheduler?
+    /// The database holding the log, when there is one (`ServerConfig.postgres`).
+    private var _store: PostgresLog?
 
     public init(config: ServerConfig, logger: Logger) async {
         self.config = config
@@ -51,8 +53,16 @@ public final class ChatService: @unchecked Sendable {
         guard let durability = Durability(parsing: config.durability) else {
             throw APIError(.badRequest, "config", "unknown --fsync policy \(config.durability)")
         }
+        var options = EventLogOptions(durability: durability)
+        if let url = config.postgres {
+            let store = try await openStore(url, logDirectory: logDir)
+            lock.withLock { _store = store }
+            // The database's commit is what makes a batch durable; the local files are a cache
+            // that the next start brings level with it, so they are not synced.
+            options = EventLogOptions(durability: .never, mirror: store)
+        }
         let opening = Date()
-        let log = try EventLog.open(directory: logDir, options: EventLogOptions(durability: durability))
+        let log = try EventLog.open(directory: logDir, options: options)
         if !log.recovery.isClean { logger.warning("log recovery: \(log.recovery.description)") }
         let total = log.durableSeq
         logger.info("log opened in \(String(format: "%.3f", Date().timeIntervalSince(opening))) s (head at seq \(total))")
@@ -116,6 +126,44 @@ public final class ChatService: @unchecked Sendable {
         logger.info("serving on \(config.host):\(config.port)")
     }
 
+    /// Connects to the database, waiting for it if it is down, and brings the local segments
+    /// level with it.
+    private func openStore(_ url: PostgresURL, logDirectory: String) async throws -> PostgresLog {
+        var waited = 0
+        let store: PostgresLog
+        while true {
+            do {
+                store = try await PostgresLog.open(url: url, logger: logger)
+                break
+            } catch {
+                if stopping.withLockedValue({ $0 }) { throw error }
+                if waited % 10 == 0 {
+                    logger.warning("PostgreSQL at \(url) unreachable, retrying: \(PostgresLog.describe(error))")
+                }
+                waited += 1
+                try await Task.sleep(nanoseconds: 500_000_000)
+            }
+        }
+        let started = Date()
+        var lastReport = Date()
+        let report = try await store.syncCache(directory: logDirectory) { seq, head in
+            if Date().timeIntervalSince(lastReport) > 1 {
+                lastReport = Date()
+                self.logger.info("fetching the log from PostgreSQL: seq \(seq) of \(head)")
+            }
+        }
+        if let cut = report.cut {
+            logger.warning("local cache: cut seqs \(cut.lowerBound)…\(cut.upperBound), written but never committed to PostgreSQL (never acknowledged)")
+        }
+        if report.refetched { logger.warning("local cache disagreed with PostgreSQL: emptied and fetched again") }
+        let fetched = report.fetched.map { "fetched seqs \($0.lowerBound)…\($0.upperBound)" } ?? "nothing to fetch"
+        logger.info("log in PostgreSQL at \(url) (log \(store.logId), head seq \(report.head)); local cache: \(fetched) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+        return store
+    }
+
+    /// False while the database holding the log cannot be reached.
+    var storeAvailable: Bool { lock.withLock { _store }?.isAvailable ?? true }
+
     /// The key store, with every active user's key present and no key left of an erased user
     /// (a crash between an erasure's event and its key's destruction, or a key store restored
     /// from an older backup) nor of a registration that never reached the log.
@@ -150,10 +198,14 @@ public final class ChatService: @unchecked Sendable {
         beginShutdown()
         let snapshots = lock.withLock { _snapshots }
         snapshots?.stop()
+        let store = lock.withLock { _store }
+        // A writer waiting out a database outage would hold the close forever: give up its batch.
+        if let store, !store.isAvailable { await store.close() }
         if let ledger {
             await ledger.log.close()
             await writeShutdownSnapshot(ledger, snapshots: snapshots)
         }
+        await store?.close()
     }
 
     /// At a graceful stop the views equal the flushed log: writing them is the cheapest

@@ -1,3 +1,4 @@
+import EventLog
 import Projections
 
 /// Everything `serve` can be told.
@@ -23,6 +24,9 @@ public struct ServerConfig: Sendable {
     public var crashPoint: String?
     /// When the server writes snapshots of its views.
     public var snapshots: SnapshotPolicy
+    /// The PostgreSQL database that holds the log; nil: the segment files in the data
+    /// directory are the log. With it, they are a cache of the database.
+    public var postgres: PostgresURL?
 
     public init(dataDirectory: String = "data", host: String = "127.0.0.1", port: Int = 8000,
                 durability: String = "always", passwordIterations: Int = 1_500_000,
@@ -30,7 +34,8 @@ public struct ServerConfig: Sendable {
                 socketRate: Double = 500, socketBurst: Double = 2000,
                 loginFailuresPerUser: Double = 10, loginFailuresPerAddress: Double = 100,
                 secret: [UInt8] = [], masterKey: MasterKey? = nil, crashPoint: String? = nil,
-                snapshots: SnapshotPolicy = SnapshotPolicy()) {
+                snapshots: SnapshotPolicy = SnapshotPolicy(), postgres: PostgresURL? = nil) {
+        self.postgres = postgres
         self.dataDirectory = dataDirectory
         self.host = host
         self.port = port

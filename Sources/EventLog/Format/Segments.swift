@@ -134,6 +134,19 @@ enum FileIO {
         close(fd)
     }
 
+    /// Writes `bytes` to `path` through a synced temp file renamed over it, so a crash leaves
+    /// the old content or the new, never a mix.
+    static func replaceDurably(_ path: String, with bytes: [UInt8]) throws {
+        let temp = path + ".tmp"
+        let fd = Foundation.open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw EventLogError.io(errnoText("create \(temp)")) }
+        defer { closeFD(fd) }
+        try bytes.withUnsafeBytes { try writeFully(fd, $0, path: temp) }
+        try sync(fd, path: temp)
+        guard rename(temp, path) == 0 else { throw EventLogError.io(errnoText("rename \(temp)")) }
+        syncDirectory((path as NSString).deletingLastPathComponent)
+    }
+
     static func makeDirectory(_ path: String) throws {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

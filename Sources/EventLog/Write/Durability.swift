@@ -38,13 +38,17 @@ public struct EventLogOptions: Sendable {
     /// gathering more, while records arrive fast enough to fill it (see `EventLog.gatherTarget`).
     /// 0 writes each batch as soon as the writer is free.
     public var gatherMicros: Int
+    /// The store that makes batches durable when the local segments are only a cache
+    /// (PostgreSQL); the local files are then synced per `durability` as before.
+    public var mirror: (any BatchMirror)?
 
     public init(segmentBytes: Int = 64 << 20, durability: Durability = .always, cachedBatches: Int = 64,
-                gatherMicros: Int = 1000) {
+                gatherMicros: Int = 1000, mirror: (any BatchMirror)? = nil) {
         self.segmentBytes = segmentBytes
         self.durability = durability
         self.cachedBatches = cachedBatches
         self.gatherMicros = gatherMicros
+        self.mirror = mirror
     }
 }
 

@@ -112,6 +112,10 @@ extension EventLog {
         case .never:
             break
         }
+        if let mirror = options.mirror {
+            try mirror.store(StoredBatch(firstSeq: batch.firstSeq, lastSeq: batch.firstSeq + UInt64(batch.count) - 1,
+                                         prevHash: prev, headerHash: header.headerHash, bytes: buffer))
+        }
         indexLock.lock()
         index.batches.append(BatchLocation(
             firstSeq: batch.firstSeq, count: UInt32(batch.count), segment: writer.segment,

@@ -37,6 +37,8 @@ struct ServeCommand: AsyncParsableCommand {
     var snapshotKeep = 3
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
+    @Option(help: ArgumentHelp("Keep the log in this PostgreSQL database (env CHAT_ES_POSTGRES_URL); <data>/log becomes its local cache.", valueName: "URL"))
+    var postgres: String?
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
@@ -63,12 +65,19 @@ struct ServeCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("chat-es: \(error)\n".utf8))
             throw ExitCode(2)
         }
+        let postgresURL: PostgresURL?
+        do {
+            postgresURL = try (postgres ?? env["CHAT_ES_POSTGRES_URL"]).map { try PostgresURL($0) }
+        } catch {
+            throw ValidationError("--postgres: \(error)")
+        }
         let config = ServerConfig(
             dataDirectory: data, host: host, port: port, durability: fsync, passwordIterations: iterations,
             accessLifetime: accessLifetime, refreshLifetime: refreshLifetime,
             socketRate: socketRate, socketBurst: max(socketRate * 4, 100), secret: secret,
             masterKey: masterKey, crashPoint: env["CHAT_ES_CRASH_POINT"],
-            snapshots: SnapshotPolicy(events: snapshotEveryEvents, seconds: max(snapshotEverySeconds, 1), keep: max(snapshotKeep, 1)))
+            snapshots: SnapshotPolicy(events: snapshotEveryEvents, seconds: max(snapshotEverySeconds, 1), keep: max(snapshotKeep, 1)),
+            postgres: postgresURL)
         let service = await ChatService(config: config, logger: logger)
         let group = ServiceGroup(
             configuration: .init(

@@ -1,0 +1,267 @@
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// The log's batches in PostgreSQL: table `chat_es_batches`, one row per batch holding the same
+/// bytes as a segment file (header frame with the hash chain, then the LZ4 frame), keyed by its
+/// first seq, with its predecessor's header hash UNIQUE. Those two keys fence writers: a writer
+/// that lost its place can never append after another took it, and a reader that pages by
+/// `first_seq > head` never skips a batch, since seqs come from the chain, not from a sequence
+/// whose values may commit out of order.
+///
+/// It is also the `BatchMirror` of a server whose local segments are a cache: the writer thread
+/// calls `store`, which waits out an outage of the database (`isAvailable` is false meanwhile).
+public final class PostgresLog: BatchMirror, @unchecked Sendable {
+    public let url: PostgresURL
+    /// The id of the log this database holds, made at its first use.
+    public private(set) var logId = ""
+    private let logger: Logger
+    private let lock = NSLock()
+    private var connection: PostgresConnection?
+    private var available = true
+    private var closed = false
+    private var nextConnectionId = 1
+
+    private init(url: PostgresURL, logger: Logger) {
+        self.url = url
+        self.logger = logger
+    }
+
+    /// Connects, creates the tables if they are missing, and reads the log id.
+    public static func open(url: PostgresURL, logger: Logger = Logger(label: "chat-es.postgres")) async throws -> PostgresLog {
+        let log = PostgresLog(url: url, logger: logger)
+        try await log.prepareSchema()
+        return log
+    }
+
+    /// False while the database cannot be reached: the server answers 503 and acknowledges nothing.
+    public var isAvailable: Bool { lock.withLock { available } }
+
+    /// Closes the connection; a `store` waiting out an outage gives up.
+    public func close() async {
+        let connection = lock.withLock { () -> PostgresConnection? in
+            closed = true
+            defer { self.connection = nil }
+            return self.connection
+        }
+        try? await connection?.close()
+    }
+
+    // MARK: Reading
+
+    /// The last seq stored and its batch header hash; (0, zeros) when empty.
+    public func head() async throws -> (seq: UInt64, hash: [UInt8]) {
+        let rows = try await query("SELECT last_seq, header_hash FROM chat_es_batches ORDER BY first_seq DESC LIMIT 1")
+        for try await (seq, hash) in rows.decode((Int64, ByteBuffer).self) {
+            return (UInt64(seq), Array(hash.readableBytesView))
+        }
+        return (0, [UInt8](repeating: 0, count: 32))
+    }
+
+    /// The header hash of the batch ending at `seq`, nil when no stored batch ends there.
+    public func hash(endingAt seq: UInt64) async throws -> [UInt8]? {
+        if seq == 0 { return [UInt8](repeating: 0, count: 32) }
+        let rows = try await query("SELECT header_hash FROM chat_es_batches WHERE last_seq = \(Int64(seq))")
+        for try await hash in rows.decode(ByteBuffer.self) { return Array(hash.readableBytesView) }
+        return nil
+    }
+
+    /// Up to `limit` batches after `seq`, in order, about `maxBytes` at most (one batch at least).
+    public func batches(after seq: UInt64, limit: Int, maxBytes: Int = 16 << 20) async throws -> [StoredBatch] {
+        let rows = try await query("""
+            SELECT first_seq, last_seq, prev_hash, header_hash, body FROM chat_es_batches
+            WHERE first_seq > \(Int64(seq)) ORDER BY first_seq LIMIT \(Int64(limit))
+            """)
+        var out: [StoredBatch] = []
+        var bytes = 0
+        for try await (first, last, prev, hash, body) in rows.decode((Int64, Int64, ByteBuffer, ByteBuffer, ByteBuffer).self) {
+            if !out.isEmpty && bytes + body.readableBytes > maxBytes { continue }  // drain the rest
+            bytes += body.readableBytes
+            out.append(StoredBatch(firstSeq: UInt64(first), lastSeq: UInt64(last),
+                                   prevHash: Array(prev.readableBytesView), headerHash: Array(hash.readableBytesView),
+                                   bytes: Array(body.readableBytesView)))
+        }
+        return out
+    }
+
+    // MARK: Writing
+
+    /// Appends `batches` in one transaction; each must continue the stored chain.
+    public func insert(_ batches: [StoredBatch]) async throws {
+        guard !batches.isEmpty else { return }
+        try await query("BEGIN")
+        do {
+            for batch in batches { try await insertRow(batch) }
+            try await query("COMMIT")
+        } catch {
+            _ = try? await query("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// `BatchMirror`: stores one batch, retrying through an outage until it is stored, the log
+    /// is closed, or another writer is found in its place (then it throws, for good).
+    public func store(_ batch: StoredBatch) throws {
+        var pause = 0.02
+        while true {
+            do {
+                try blockingWait { try await self.storeOnce(batch) }
+                lock.withLock { available = true }
+                return
+            } catch let error as PostgresLogError {
+                throw error
+            } catch {
+                let wasAvailable = lock.withLock { () -> Bool in
+                    defer { available = false }
+                    return available
+                }
+                if wasAvailable {
+                    logger.error("PostgreSQL unavailable, holding acknowledgements until it returns: \(Self.describe(error))")
+                }
+                dropConnection()
+                if lock.withLock({ closed }) { throw PostgresLogError.closed }
+                Thread.sleep(forTimeInterval: pause)
+                pause = min(pause * 2, 1.0)
+            }
+        }
+    }
+
+    /// One attempt. A primary-key or predecessor conflict means the row exists: it is ours when
+    /// an earlier attempt committed before its answer was lost, otherwise another writer's.
+    private func storeOnce(_ batch: StoredBatch) async throws {
+        do {
+            try await insertRow(batch)
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+            let rows = try await query("SELECT header_hash FROM chat_es_batches WHERE first_seq = \(Int64(batch.firstSeq))")
+            for try await hash in rows.decode(ByteBuffer.self) where Array(hash.readableBytesView) == batch.headerHash {
+                return
+            }
+            throw PostgresLogError.fenced(seq: batch.firstSeq)
+        }
+    }
+
+    /// One row; refused unless it continues the stored chain (the first batch of an empty table,
+    /// or right after the batch whose header hash is its predecessor's).
+    private func insertRow(_ batch: StoredBatch) async throws {
+        let rows = try await query("""
+            INSERT INTO chat_es_batches (first_seq, last_seq, prev_hash, header_hash, body)
+            SELECT \(Int64(batch.firstSeq)), \(Int64(batch.lastSeq)), \(ByteBuffer(bytes: batch.prevHash)),
+                   \(ByteBuffer(bytes: batch.headerHash)), \(ByteBuffer(bytes: batch.bytes))
+            WHERE (\(Int64(batch.firstSeq)) = 1 AND NOT EXISTS (SELECT 1 FROM chat_es_batches))
+               OR EXISTS (SELECT 1 FROM chat_es_batches WHERE last_seq = \(Int64(batch.firstSeq)) - 1
+                          AND header_hash = \(ByteBuffer(bytes: batch.prevHash)))
+            RETURNING first_seq
+            """)
+        var inserted = false
+        for try await _ in rows { inserted = true }
+        guard inserted else {
+            // Either the chain moved on (another writer) or this batch is already stored.
+            let rows = try await query("SELECT header_hash FROM chat_es_batches WHERE first_seq = \(Int64(batch.firstSeq))")
+            for try await hash in rows.decode(ByteBuffer.self) where Array(hash.readableBytesView) == batch.headerHash {
+                return
+            }
+            throw PostgresLogError.fenced(seq: batch.firstSeq)
+        }
+    }
+
+    // MARK: Connection
+
+    private func prepareSchema() async throws {
+        try await query("BEGIN")
+        do {
+            // Two nodes starting on a new database at once would race on CREATE TABLE.
+            try await query("SELECT pg_advisory_xact_lock(7270001)")
+            try await query("""
+                CREATE TABLE IF NOT EXISTS chat_es_meta (key text PRIMARY KEY, value text NOT NULL)
+                """)
+            try await query("""
+                CREATE TABLE IF NOT EXISTS chat_es_batches (
+                    first_seq bigint PRIMARY KEY CHECK (first_seq > 0),
+                    last_seq bigint NOT NULL CHECK (last_seq >= first_seq),
+                    prev_hash bytea NOT NULL UNIQUE,
+                    header_hash bytea NOT NULL UNIQUE,
+                    body bytea NOT NULL)
+                """)
+            try await query("CREATE UNIQUE INDEX IF NOT EXISTS chat_es_batches_last_seq ON chat_es_batches (last_seq)")
+            let id = UUID().uuidString.lowercased()
+            try await query("INSERT INTO chat_es_meta (key, value) VALUES ('log_id', \(id)) ON CONFLICT DO NOTHING")
+            let rows = try await query("SELECT value FROM chat_es_meta WHERE key = 'log_id'")
+            for try await value in rows.decode(String.self) { logId = value }
+            try await query("COMMIT")
+        } catch {
+            _ = try? await query("ROLLBACK")
+            throw error
+        }
+    }
+
+    @discardableResult
+    private func query(_ query: PostgresQuery) async throws -> PostgresRowSequence {
+        try await connected().query(query, logger: logger)
+    }
+
+    private func connected() async throws -> PostgresConnection {
+        let (existing, id, isClosed) = lock.withLock { () -> (PostgresConnection?, Int, Bool) in
+            defer { nextConnectionId += 1 }
+            return (connection, nextConnectionId, closed)
+        }
+        if isClosed { throw PostgresLogError.closed }
+        if let existing, !existing.isClosed { return existing }
+        let fresh = try await PostgresConnection.connect(configuration: url.configuration, id: id, logger: logger)
+        lock.withLock { connection = fresh }
+        return fresh
+    }
+
+    private func dropConnection() {
+        let old = lock.withLock { () -> PostgresConnection? in
+            defer { connection = nil }
+            return connection
+        }
+        let closing: EventLoopFuture<Void>? = old?.close()
+        _ = closing
+    }
+
+    /// What went wrong, for a log line: the server's message when it sent one.
+    public static func describe(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] { return message }
+            return "\(error.code)"
+        }
+        return "\(error)"
+    }
+}
+
+/// Why a batch could not be stored, for good.
+public enum PostgresLogError: Error, CustomStringConvertible {
+    /// Another writer stored a different batch at this position.
+    case fenced(seq: UInt64)
+    case closed
+
+    public var description: String {
+        switch self {
+        case let .fenced(seq): return "another writer stored a different batch at seq \(seq) in PostgreSQL"
+        case .closed: return "the PostgreSQL log is closed"
+        }
+    }
+}
+
+/// Runs `body` on the concurrency pool and blocks this thread until it is done. For the log
+/// writer's own thread only: a pool thread blocked here could starve the pool.
+func blockingWait(_ body: @escaping @Sendable () async throws -> Void) throws {
+    let done = DispatchSemaphore(value: 0)
+    let outcome = OutcomeBox()
+    Task {
+        do { try await body() } catch { outcome.set(error) }
+        done.signal()
+    }
+    done.wait()
+    if let error = outcome.error { throw error }
+}
+
+/// The error a `blockingWait` body threw, handed from the task to the waiting thread.
+private final class OutcomeBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: (any Error)?
+    func set(_ error: any Error) { lock.withLock { stored = error } }
+    var error: (any Error)? { lock.withLock { stored } }
+}

@@ -1,0 +1,37 @@
+import Foundation
+import PostgresNIO
+
+/// A `postgres://user[:password]@host[:port]/database` address, or with `?host=/dir` for a Unix
+/// socket. TLS is not negotiated: the nodes and the database are meant to share a private network.
+public struct PostgresURL: Sendable, CustomStringConvertible {
+    public let configuration: PostgresConnection.Configuration
+    /// The address without its password, for messages.
+    public let description: String
+
+    public init(_ text: String) throws {
+        guard let parts = URLComponents(string: text), ["postgres", "postgresql"].contains(parts.scheme ?? "") else {
+            throw PostgresURLError(reason: "not a postgres:// URL")
+        }
+        let user = parts.user.flatMap { $0.removingPercentEncoding } ?? "postgres"
+        let password = parts.password.flatMap { $0.removingPercentEncoding }
+        let path = parts.path.hasPrefix("/") ? String(parts.path.dropFirst()) : parts.path
+        let database = path.isEmpty ? user : path
+        let socketDirectory = parts.queryItems?.first { $0.name == "host" }?.value
+        let port = parts.port ?? 5432
+        if let socketDirectory, socketDirectory.hasPrefix("/") {
+            configuration = .init(unixSocketPath: "\(socketDirectory)/.s.PGSQL.\(port)", username: user,
+                                  password: password, database: database)
+            description = "postgres://\(user)@[\(socketDirectory)]:\(port)/\(database)"
+        } else {
+            guard let host = parts.host, !host.isEmpty else { throw PostgresURLError(reason: "no host") }
+            configuration = .init(host: host, port: port, username: user, password: password, database: database, tls: .disable)
+            description = "postgres://\(user)@\(host):\(port)/\(database)"
+        }
+    }
+}
+
+/// A PostgreSQL address that cannot be used.
+public struct PostgresURLError: Error, CustomStringConvertible {
+    public var reason: String
+    public var description: String { "bad PostgreSQL URL: \(reason)" }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+@testable import EventLog
+
+/// The PostgreSQL store: the writer's batches land in the table byte for byte, a writer that
+/// lost its place is fenced out, an answer lost after a commit is not a failure, and a local
+/// cache is brought level with the table (cut where it ran ahead, fetched where it is behind).
+@Suite(.enabled(if: PostgresTestServer.available, "set CHAT_ES_TEST_POSTGRES to run against PostgreSQL"))
+struct PostgresLogTests {
+    /// Appends `count` single-record units through a log mirrored to `store`, 10 at a time
+    /// (so several writes gather into one batch, and there are several batches).
+    func appendMirrored(_ dir: String, _ store: PostgresLog, count: Int) async throws {
+        let log = try EventLog.open(directory: dir, options: EventLogOptions(durability: .never, mirror: store))
+        for round in stride(from: 0, to: count, by: 10) {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in round..<min(round + 10, count) {
+                    group.addTask { try await log.append(record(i)) }
+                }
+                try await group.waitForAll()
+            }
+        }
+        await log.close()
+    }
+
+    @Test func mirroredBatchesAreTheLocalBatchesByteForByte() async throws {
+        let store = try await PostgresLog.open(url: PostgresTestServer.freshDatabase())
+        let dir = TempDir()
+        try await appendMirrored(dir.path, store, count: 200)
+        let local = try LogBatchReader(directory: dir.path).next(limit: 10_000)
+        let remote = try await store.batches(after: 0, limit: 10_000)
+        #expect(local.count > 1)
+        #expect(remote == local)
+        let head = try await store.head()
+        #expect(head.seq == 200 && head.hash == local.last!.headerHash)
+        #expect(try await store.hash(endingAt: local[0].lastSeq) == local[0].headerHash)
+        await store.close()
+    }
+
+    @Test func aWriterThatLostItsPlaceIsFencedAndARetriedCommitIsNot() async throws {
+        let url = try await PostgresTestServer.freshDatabase()
+        let first = try await PostgresLog.open(url: url)
+        let second = try await PostgresLog.open(url: url)
+        #expect(first.logId == second.logId && !first.logId.isEmpty)
+        let a = TempDir()
+        let b = TempDir()
+        // Two logs that share their first batch and then differ.
+        try await appendMirrored(a.path, first, count: 1)
+        try LogCache.append(directory: b.path, batches: LogBatchReader(directory: a.path).next(limit: 1))
+        let logA = try EventLog.open(directory: a.path, options: EventLogOptions(durability: .never))
+        try await logA.append(record(10))
+        await logA.close()
+        let logB = try EventLog.open(directory: b.path, options: EventLogOptions(durability: .never))
+        try await logB.append(record(20))
+        try await logB.append(record(21))
+        await logB.close()
+        let batchA = try LogBatchReader(directory: a.path).next(limit: 10)[1]
+        let batchesB = try LogBatchReader(directory: b.path).next(limit: 10)
+        try first.store(batchA)
+        // The answer to a commit was lost and the writer tries again: the row is already its own.
+        try first.store(batchA)
+        #expect(throws: PostgresLogError.self) { try second.store(batchesB[1]) }
+        // A batch that skips ahead of the stored chain is refused too.
+        #expect(throws: PostgresLogError.self) { try second.store(batchesB[2]) }
+        #expect(try await first.head().seq == 2)
+        await first.close()
+        await second.close()
+    }
+
+    @Test func aCacheIsCutWhereItRanAheadAndFetchedWhereItIsBehind() async throws {
+        let store = try await PostgresLog.open(url: PostgresTestServer.freshDatabase())
+        let node = TempDir()
+        _ = try await store.syncCache(directory: node.path)
+        try await appendMirrored(node.path, store, count: 50)
+        // A batch written locally whose commit never happened (the node died in between).
+        let unmirrored = try EventLog.open(directory: node.path, options: EventLogOptions(durability: .never))
+        try await unmirrored.append([record(900), record(901)])
+        await unmirrored.close()
+        let report = try await store.syncCache(directory: node.path)
+        #expect(report.cut == 51...52)
+        #expect(try LogCache.head(directory: node.path).seq == 50)
+
+        // A second, empty cache fetches everything.
+        let other = TempDir()
+        var progressed: UInt64 = 0
+        let fetched = try await store.syncCache(directory: other.path) { seq, _ in progressed = seq }
+        #expect(fetched.fetched == 1...50 && progressed == 50)
+        #expect(try allRecords(other.path) == allRecords(node.path))
+        await store.close()
+    }
+
+    @Test func aFileLogOrAnotherDatabasesCacheIsNeverTakenForThisCache() async throws {
+        let store = try await PostgresLog.open(url: PostgresTestServer.freshDatabase())
+        let fileLog = TempDir()
+        let log = try EventLog.open(directory: fileLog.path, options: EventLogOptions(durability: .never))
+        try await log.append(record(1))
+        await log.close()
+        await #expect(throws: CacheSyncError.self) { _ = try await store.syncCache(directory: fileLog.path) }
+        #expect(try LogCache.head(directory: fileLog.path).seq == 1, "the file log is untouched")
+
+        let otherStore = try await PostgresLog.open(url: PostgresTestServer.freshDatabase())
+        let cache = TempDir()
+        _ = try await otherStore.syncCache(directory: cache.path)
+        await #expect(throws: CacheSyncError.self) { _ = try await store.syncCache(directory: cache.path) }
+        await store.close()
+        await otherStore.close()
+    }
+}
