@@ -74,7 +74,7 @@ import Testing
     /// The wrapped key bytes of `user` in a shard file's bytes (after the magic).
     static func entry(of user: UInt32, in bytes: [UInt8]) -> [UInt8]? {
         var found: [UInt8]?
-        KeyStore.forEachEntry(bytes) { id, key in if id == user { found = Array(key) } }
+        FileKeyPersistence.forEachEntry(bytes) { id, key in if id == user { found = Array(key) } }
         return found
     }
 
@@ -92,7 +92,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: data) }
         let store = try KeyStore.open(dataDirectory: data, master: Self.master)
         _ = try store.createKeys(for: [1, 2])
-        let shard = data + "/keys/" + KeyStore.shardName(0)
+        let shard = data + "/keys/" + FileKeyPersistence.shardName(0)
         let handle = try #require(FileHandle(forWritingAtPath: shard))
         handle.seekToEndOfFile()
         handle.write(Data([9, 9, 9]))  // a crash in the middle of the next append
@@ -112,7 +112,7 @@ import Testing
         let store = try KeyStore.open(dataDirectory: data, master: Self.master)
         _ = try store.createKeys(for: [1, 4096, 4097, 9000])
         #expect(KeyStore.userIds(dataDirectory: data) == [1, 4096, 4097, 9000])
-        #expect(KeyStore.shardFiles(data + "/keys").map(\.0) == [0, 1, 2])
+        #expect(FileKeyPersistence(directory: data + "/keys").shardFiles().map(\.0) == [0, 1, 2])
         try store.destroy([4097])
         #expect(KeyStore.userIds(dataDirectory: data) == [1, 4096, 9000])
     }

@@ -146,11 +146,17 @@ public final class ChatService: @unchecked Sendable {
         }
         let started = Date()
         var lastReport = Date()
-        let report = try await store.syncCache(directory: logDirectory) { seq, head in
-            if Date().timeIntervalSince(lastReport) > 1 {
-                lastReport = Date()
-                self.logger.info("fetching the log from PostgreSQL: seq \(seq) of \(head)")
+        let report: CacheSyncReport
+        do {
+            report = try await store.syncCache(directory: logDirectory) { seq, head in
+                if Date().timeIntervalSince(lastReport) > 1 {
+                    lastReport = Date()
+                    self.logger.info("fetching the log from PostgreSQL: seq \(seq) of \(head)")
+                }
             }
+        } catch {
+            await store.close()
+            throw error
         }
         if let cut = report.cut {
             logger.warning("local cache: cut seqs \(cut.lowerBound)…\(cut.upperBound), written but never committed to PostgreSQL (never acknowledged)")
@@ -170,7 +176,12 @@ public final class ChatService: @unchecked Sendable {
     private func openKeyStore(views: ProjectionSet) throws -> KeyStore {
         let master = try config.masterKey
             ?? MasterKey.load(dataDirectory: config.dataDirectory, environment: [:], create: true)!
-        let keys = try KeyStore.open(dataDirectory: config.dataDirectory, master: master)
+        let keys: KeyStore
+        if let store = lock.withLock({ _store }) {
+            keys = try KeyStore.open(persistence: PostgresKeyPersistence(log: store), master: master)
+        } else {
+            keys = try KeyStore.open(dataDirectory: config.dataDirectory, master: master)
+        }
         let missing = (0..<UInt32(views.users.count)).map { $0 + 1 }.filter { views.users.isActive($0) && !keys.hasKey($0) }
         if !missing.isEmpty {
             throw StartError.missingKeys(directory: keys.directory, users: missing)

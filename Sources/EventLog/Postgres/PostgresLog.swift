@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import PostgresNIO
 
 /// The log's batches in PostgreSQL: table `chat_es_batches`, one row per batch holding the same
@@ -17,8 +18,12 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     /// The id of the log this database holds, made at its first use.
     public private(set) var logId = ""
     private let logger: Logger
+    /// The connection's own event loop: a thread blocked on a query (the log writer, a key
+    /// written inside the Ledger) waits for this loop only, never for the server's loops or
+    /// Swift's task pool, so waiting cannot deadlock them.
+    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let lock = NSLock()
-    private var connection: PostgresConnection?
+    private var connection: EventLoopFuture<PostgresConnection>?
     private var available = true
     private var closed = false
     private var nextConnectionId = 1
@@ -31,7 +36,12 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     /// Connects, creates the tables if they are missing, and reads the log id.
     public static func open(url: PostgresURL, logger: Logger = Logger(label: "chat-es.postgres")) async throws -> PostgresLog {
         let log = PostgresLog(url: url, logger: logger)
-        try await log.prepareSchema()
+        do {
+            try await log.prepareSchema()
+        } catch {
+            await log.close()
+            throw error
+        }
         return log
     }
 
@@ -40,44 +50,47 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
 
     /// Closes the connection; a `store` waiting out an outage gives up.
     public func close() async {
-        let connection = lock.withLock { () -> PostgresConnection? in
-            closed = true
+        let connection = lock.withLock { () -> EventLoopFuture<PostgresConnection>? in
             defer { self.connection = nil }
+            if closed { return nil }
+            closed = true
             return self.connection
         }
-        try? await connection?.close()
+        if let open = try? await connection?.get() { try? await open.close() }
+        try? await group.shutdownGracefully()
     }
 
     // MARK: Reading
 
     /// The last seq stored and its batch header hash; (0, zeros) when empty.
     public func head() async throws -> (seq: UInt64, hash: [UInt8]) {
-        let rows = try await query("SELECT last_seq, header_hash FROM chat_es_batches ORDER BY first_seq DESC LIMIT 1")
-        for try await (seq, hash) in rows.decode((Int64, ByteBuffer).self) {
-            return (UInt64(seq), Array(hash.readableBytesView))
-        }
-        return (0, [UInt8](repeating: 0, count: 32))
+        let result = try await query("SELECT last_seq, header_hash FROM chat_es_batches ORDER BY first_seq DESC LIMIT 1")
+        guard let row = result.rows.first else { return (0, [UInt8](repeating: 0, count: 32)) }
+        let (seq, hash) = try row.decode((Int64, ByteBuffer).self)
+        return (UInt64(seq), Array(hash.readableBytesView))
     }
 
     /// The header hash of the batch ending at `seq`, nil when no stored batch ends there.
     public func hash(endingAt seq: UInt64) async throws -> [UInt8]? {
         if seq == 0 { return [UInt8](repeating: 0, count: 32) }
-        let rows = try await query("SELECT header_hash FROM chat_es_batches WHERE last_seq = \(Int64(seq))")
-        for try await hash in rows.decode(ByteBuffer.self) { return Array(hash.readableBytesView) }
-        return nil
+        let result = try await query("SELECT header_hash FROM chat_es_batches WHERE last_seq = \(Int64(seq))")
+        return try result.rows.first.map { Array(try $0.decode(ByteBuffer.self).readableBytesView) }
     }
 
     /// Up to `limit` batches after `seq`, in order, about `maxBytes` at most (one batch at least).
     public func batches(after seq: UInt64, limit: Int, maxBytes: Int = 16 << 20) async throws -> [StoredBatch] {
-        let rows = try await query("""
-            SELECT first_seq, last_seq, prev_hash, header_hash, body FROM chat_es_batches
-            WHERE first_seq > \(Int64(seq)) ORDER BY first_seq LIMIT \(Int64(limit))
+        // Paged by size in SQL too, so one page never holds much more than `maxBytes`.
+        let result = try await query("""
+            SELECT first_seq, last_seq, prev_hash, header_hash, body FROM (
+                SELECT first_seq, last_seq, prev_hash, header_hash, body,
+                       sum(length(body)) OVER (ORDER BY first_seq) - length(body) AS before
+                FROM (SELECT * FROM chat_es_batches WHERE first_seq > \(Int64(seq))
+                      ORDER BY first_seq LIMIT \(Int64(limit))) page) sized
+            WHERE before < \(Int64(maxBytes)) ORDER BY first_seq
             """)
         var out: [StoredBatch] = []
-        var bytes = 0
-        for try await (first, last, prev, hash, body) in rows.decode((Int64, Int64, ByteBuffer, ByteBuffer, ByteBuffer).self) {
-            if !out.isEmpty && bytes + body.readableBytes > maxBytes { continue }  // drain the rest
-            bytes += body.readableBytes
+        for row in result.rows {
+            let (first, last, prev, hash, body) = try row.decode((Int64, Int64, ByteBuffer, ByteBuffer, ByteBuffer).self)
             out.append(StoredBatch(firstSeq: UInt64(first), lastSeq: UInt64(last),
                                    prevHash: Array(prev.readableBytesView), headerHash: Array(hash.readableBytesView),
                                    bytes: Array(body.readableBytesView)))
@@ -92,7 +105,11 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
         guard !batches.isEmpty else { return }
         try await query("BEGIN")
         do {
-            for batch in batches { try await insertRow(batch) }
+            for batch in batches {
+                guard try await query(Self.insertQuery(batch)).rows.count == 1 else {
+                    throw PostgresLogError.fenced(seq: batch.firstSeq)
+                }
+            }
             try await query("COMMIT")
         } catch {
             _ = try? await query("ROLLBACK")
@@ -106,7 +123,7 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
         var pause = 0.02
         while true {
             do {
-                try blockingWait { try await self.storeOnce(batch) }
+                try storeOnce(batch)
                 lock.withLock { available = true }
                 return
             } catch let error as PostgresLogError {
@@ -127,42 +144,34 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
         }
     }
 
-    /// One attempt. A primary-key or predecessor conflict means the row exists: it is ours when
-    /// an earlier attempt committed before its answer was lost, otherwise another writer's.
-    private func storeOnce(_ batch: StoredBatch) async throws {
+    /// One attempt, blocking. A primary-key or predecessor conflict means the row exists: it
+    /// is ours when an earlier attempt committed before its answer was lost, otherwise another
+    /// writer's.
+    private func storeOnce(_ batch: StoredBatch) throws {
         do {
-            try await insertRow(batch)
-        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-            let rows = try await query("SELECT header_hash FROM chat_es_batches WHERE first_seq = \(Int64(batch.firstSeq))")
-            for try await hash in rows.decode(ByteBuffer.self) where Array(hash.readableBytesView) == batch.headerHash {
-                return
-            }
-            throw PostgresLogError.fenced(seq: batch.firstSeq)
+            let inserted = try run(Self.insertQuery(batch)).wait()
+            if !inserted.rows.isEmpty { return }
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {}
+        // Either the chain moved on (another writer) or this batch is already stored.
+        let stored = try run("SELECT header_hash FROM chat_es_batches WHERE first_seq = \(Int64(batch.firstSeq))").wait()
+        if let row = stored.rows.first, try Array(row.decode(ByteBuffer.self).readableBytesView) == batch.headerHash {
+            return
         }
+        throw PostgresLogError.fenced(seq: batch.firstSeq)
     }
 
-    /// One row; refused unless it continues the stored chain (the first batch of an empty table,
-    /// or right after the batch whose header hash is its predecessor's).
-    private func insertRow(_ batch: StoredBatch) async throws {
-        let rows = try await query("""
-            INSERT INTO chat_es_batches (first_seq, last_seq, prev_hash, header_hash, body)
-            SELECT \(Int64(batch.firstSeq)), \(Int64(batch.lastSeq)), \(ByteBuffer(bytes: batch.prevHash)),
-                   \(ByteBuffer(bytes: batch.headerHash)), \(ByteBuffer(bytes: batch.bytes))
-            WHERE (\(Int64(batch.firstSeq)) = 1 AND NOT EXISTS (SELECT 1 FROM chat_es_batches))
-               OR EXISTS (SELECT 1 FROM chat_es_batches WHERE last_seq = \(Int64(batch.firstSeq)) - 1
-                          AND header_hash = \(ByteBuffer(bytes: batch.prevHash)))
-            RETURNING first_seq
-            """)
-        var inserted = false
-        for try await _ in rows { inserted = true }
-        guard inserted else {
-            // Either the chain moved on (another writer) or this batch is already stored.
-            let rows = try await query("SELECT header_hash FROM chat_es_batches WHERE first_seq = \(Int64(batch.firstSeq))")
-            for try await hash in rows.decode(ByteBuffer.self) where Array(hash.readableBytesView) == batch.headerHash {
-                return
-            }
-            throw PostgresLogError.fenced(seq: batch.firstSeq)
-        }
+    /// One row; refused (no row returned) unless it continues the stored chain: the first batch
+    /// of an empty table, or right after the batch whose header hash is its predecessor's.
+    static func insertQuery(_ batch: StoredBatch) -> PostgresQuery {
+        """
+        INSERT INTO chat_es_batches (first_seq, last_seq, prev_hash, header_hash, body)
+        SELECT \(Int64(batch.firstSeq)), \(Int64(batch.lastSeq)), \(ByteBuffer(bytes: batch.prevHash)),
+               \(ByteBuffer(bytes: batch.headerHash)), \(ByteBuffer(bytes: batch.bytes))
+        WHERE (\(Int64(batch.firstSeq)) = 1 AND NOT EXISTS (SELECT 1 FROM chat_es_batches))
+           OR EXISTS (SELECT 1 FROM chat_es_batches WHERE last_seq = \(Int64(batch.firstSeq)) - 1
+                      AND header_hash = \(ByteBuffer(bytes: batch.prevHash)))
+        RETURNING first_seq
+        """
     }
 
     // MARK: Connection
@@ -184,10 +193,13 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
                     body bytea NOT NULL)
                 """)
             try await query("CREATE UNIQUE INDEX IF NOT EXISTS chat_es_batches_last_seq ON chat_es_batches (last_seq)")
+            try await query("""
+                CREATE TABLE IF NOT EXISTS chat_es_user_keys (user_id bigint PRIMARY KEY, wrapped bytea NOT NULL)
+                """)
             let id = UUID().uuidString.lowercased()
             try await query("INSERT INTO chat_es_meta (key, value) VALUES ('log_id', \(id)) ON CONFLICT DO NOTHING")
-            let rows = try await query("SELECT value FROM chat_es_meta WHERE key = 'log_id'")
-            for try await value in rows.decode(String.self) { logId = value }
+            let result = try await query("SELECT value FROM chat_es_meta WHERE key = 'log_id'")
+            logId = try result.rows.first?.decode(String.self) ?? ""
             try await query("COMMIT")
         } catch {
             _ = try? await query("ROLLBACK")
@@ -196,35 +208,55 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     }
 
     @discardableResult
-    private func query(_ query: PostgresQuery) async throws -> PostgresRowSequence {
-        try await connected().query(query, logger: logger)
+    func query(_ query: PostgresQuery) async throws -> PostgresQueryResult {
+        try await run(query).get()
     }
 
-    private func connected() async throws -> PostgresConnection {
-        let (existing, id, isClosed) = lock.withLock { () -> (PostgresConnection?, Int, Bool) in
-            defer { nextConnectionId += 1 }
-            return (connection, nextConnectionId, closed)
+    /// Runs `query` on the connection, connecting first when there is none.
+    func run(_ query: PostgresQuery) -> EventLoopFuture<PostgresQueryResult> {
+        connected().flatMap { $0.query(query, logger: self.logger) }
+    }
+
+    private func connected() -> EventLoopFuture<PostgresConnection> {
+        lock.withLock {
+            let loop = group.next()
+            if closed { return loop.makeFailedFuture(PostgresLogError.closed) }
+            if let connection { return connection }
+            let id = nextConnectionId
+            nextConnectionId += 1
+            let fresh = PostgresConnection.connect(on: loop, configuration: url.configuration, id: id, logger: logger)
+            connection = fresh
+            // A failed connect or a connection that closes is forgotten, so the next query connects again.
+            fresh.whenComplete { result in
+                switch result {
+                case .failure: self.forget(fresh)
+                case let .success(open): open.closeFuture.whenComplete { _ in self.forget(fresh) }
+                }
+            }
+            return fresh
         }
-        if isClosed { throw PostgresLogError.closed }
-        if let existing, !existing.isClosed { return existing }
-        let fresh = try await PostgresConnection.connect(configuration: url.configuration, id: id, logger: logger)
-        lock.withLock { connection = fresh }
-        return fresh
+    }
+
+    private func forget(_ connection: EventLoopFuture<PostgresConnection>) {
+        lock.withLock { if self.connection === connection { self.connection = nil } }
     }
 
     private func dropConnection() {
-        let old = lock.withLock { () -> PostgresConnection? in
+        let old = lock.withLock { () -> EventLoopFuture<PostgresConnection>? in
             defer { connection = nil }
             return connection
         }
-        let closing: EventLoopFuture<Void>? = old?.close()
-        _ = closing
+        old?.whenSuccess { open in
+            let closing: EventLoopFuture<Void> = open.close()
+            _ = closing
+        }
     }
 
     /// What went wrong, for a log line: the server's message when it sent one.
     public static func describe(_ error: any Error) -> String {
         if let error = error as? PSQLError {
             if let message = error.serverInfo?[.message] { return message }
+            if let underlying = error.underlying { return "\(error.code): \(underlying)" }
             return "\(error.code)"
         }
         return "\(error)"
@@ -236,32 +268,13 @@ public enum PostgresLogError: Error, CustomStringConvertible {
     /// Another writer stored a different batch at this position.
     case fenced(seq: UInt64)
     case closed
+    case damaged(String)
 
     public var description: String {
         switch self {
         case let .fenced(seq): return "another writer stored a different batch at seq \(seq) in PostgreSQL"
         case .closed: return "the PostgreSQL log is closed"
+        case let .damaged(why): return why
         }
     }
-}
-
-/// Runs `body` on the concurrency pool and blocks this thread until it is done. For the log
-/// writer's own thread only: a pool thread blocked here could starve the pool.
-func blockingWait(_ body: @escaping @Sendable () async throws -> Void) throws {
-    let done = DispatchSemaphore(value: 0)
-    let outcome = OutcomeBox()
-    Task {
-        do { try await body() } catch { outcome.set(error) }
-        done.signal()
-    }
-    done.wait()
-    if let error = outcome.error { throw error }
-}
-
-/// The error a `blockingWait` body threw, handed from the task to the waiting thread.
-private final class OutcomeBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: (any Error)?
-    func set(_ error: any Error) { lock.withLock { stored = error } }
-    var error: (any Error)? { lock.withLock { stored } }
 }

@@ -11,15 +11,12 @@ import Foundation
 /// data directory. Keys are unwrapped on first use and kept in memory.
 public final class KeyStore: @unchecked Sendable {
     public static let directoryName = "keys"
-    static let usersPerShard: UInt32 = 4096
-    static let entrySize = 64
-    static let shardMagic: [UInt8] = Array("CESKEYS1".utf8)
-    static let indexMagic: [UInt8] = Array("CESIDX01".utf8)
-    static let indexFileName = "index.key"
 
+    /// Where the keys are kept, for messages: a directory or a database.
     public let directory: String
     public let nameIndex: NameIndexKey
     private let master: MasterKey
+    private let persistence: any KeyPersistence
     private let writable: Bool
 
     private let lock = NSLock()
@@ -34,8 +31,9 @@ public final class KeyStore: @unchecked Sendable {
     private var ready: [UInt32: DataKey] = [:]
     private static let keyCacheLimit = 1 << 16
 
-    private init(directory: String, master: MasterKey, nameIndex: NameIndexKey, writable: Bool) {
-        self.directory = directory
+    private init(persistence: any KeyPersistence, master: MasterKey, nameIndex: NameIndexKey, writable: Bool) {
+        self.directory = persistence.location
+        self.persistence = persistence
         self.master = master
         self.nameIndex = nameIndex
         self.writable = writable
@@ -44,44 +42,42 @@ public final class KeyStore: @unchecked Sendable {
     /// The key store of `dataDirectory`, created on first use. A torn last entry (a crash while
     /// a registration wrote it, before its event reached the log) is cut off.
     public static func open(dataDirectory: String, master: MasterKey) throws -> KeyStore {
-        let dir = dataDirectory + "/" + directoryName
-        try DurableFiles.makeDirectory(dataDirectory)
-        try DurableFiles.makeDirectory(dir, mode: 0o700)
-        for name in DurableFiles.listDirectory(dir) where name.contains(".tmp") {
-            DurableFiles.remove(dir + "/" + name)  // an interrupted rewrite; the original is intact
-        }
-        let index = try loadOrCreateIndexKey(dir, master: master)
-        let store = KeyStore(directory: dir, master: master, nameIndex: index, writable: true)
-        try store.loadShards()
+        try open(persistence: FileKeyPersistence.open(dataDirectory: dataDirectory), master: master)
+    }
+
+    /// The key store kept by `persistence` (files, or a database shared by several nodes).
+    public static func open(persistence: any KeyPersistence, master: MasterKey) throws -> KeyStore {
+        let stored = try persistence.indexKey(orStore: {
+            try DataKey.random().withBytes { try master.wrap($0, context: indexContext) }
+        })
+        let store = KeyStore(persistence: persistence, master: master,
+                             nameIndex: try readIndexKey(stored, persistence.location, master), writable: true)
+        try store.load(persistence.loadAll(repair: true))
         return store
     }
 
     /// The key store of `dataDirectory` for the audit tools: nothing is created or repaired.
     public static func openReadOnly(dataDirectory: String, master: MasterKey) throws -> KeyStore {
-        let dir = dataDirectory + "/" + directoryName
-        guard let bytes = DurableFiles.readFile(dir + "/" + indexFileName) else {
-            throw KeyStoreError("no key store at \(dir)")
+        let persistence = FileKeyPersistence(directory: dataDirectory + "/" + directoryName)
+        guard let stored = persistence.existingIndexKey() else {
+            throw KeyStoreError("no key store at \(persistence.location)")
         }
-        let store = KeyStore(directory: dir, master: master, nameIndex: try readIndexKey(bytes, dir, master), writable: false)
-        try store.loadShards()
+        let store = KeyStore(persistence: persistence, master: master,
+                             nameIndex: try readIndexKey(stored, persistence.location, master), writable: false)
+        try store.load(persistence.loadAll(repair: false))
         return store
     }
 
     /// True when `dataDirectory` has a key store (it holds a log in the encrypted format).
     public static func exists(dataDirectory: String) -> Bool {
-        DurableFiles.readFile(dataDirectory + "/" + directoryName + "/" + indexFileName) != nil
+        FileKeyPersistence(directory: dataDirectory + "/" + directoryName).existingIndexKey() != nil
     }
 
     /// The users that have a key, read without the master key (so `replay` can tell an erased
     /// user from one whose fields it may not decrypt).
     public static func userIds(dataDirectory: String) -> Set<UInt32> {
-        let dir = dataDirectory + "/" + directoryName
-        var ids = Set<UInt32>()
-        for (_, name) in shardFiles(dir) {
-            guard let bytes = DurableFiles.readFile(dir + "/" + name) else { continue }
-            forEachEntry(bytes) { id, _ in ids.insert(id) }
-        }
-        return ids
+        let entries = (try? FileKeyPersistence(directory: dataDirectory + "/" + directoryName).loadAll(repair: false)) ?? []
+        return Set(entries.map(\.user))
     }
 
     // MARK: keys
@@ -97,19 +93,15 @@ public final class KeyStore: @unchecked Sendable {
     public func createKeys(for users: [UInt32]) throws -> [DataKey] {
         precondition(writable, "read-only key store")
         var keys: [DataKey] = []
-        var entries: [UInt32: [UInt8]] = [:]
         var wrappedKeys: [[UInt8]] = []
         for user in users {
             precondition(user >= 1, "user ids start at 1")
             let key = DataKey.random()
-            let wrappedKey = try key.withBytes { try master.wrap($0, context: Self.context(user)) }
-            withUnsafeBytes(of: user.littleEndian) { entries[Self.shard(of: user), default: []].append(contentsOf: $0) }
-            entries[Self.shard(of: user), default: []].append(contentsOf: wrappedKey)
             keys.append(key)
-            wrappedKeys.append(wrappedKey)
+            wrappedKeys.append(try key.withBytes { try master.wrap($0, context: Self.context(user)) })
         }
         try lock.withLock {
-            for shard in entries.keys.sorted() { try appendEntry(entries[shard]!, shard: shard) }
+            try persistence.add(zip(users, wrappedKeys).map { WrappedKeyEntry(user: $0, wrapped: $1) })
             for (i, user) in users.enumerated() {
                 store(user, wrapped: wrappedKeys[i])
                 keys[i].withBytes { setPlain(user, $0) }
@@ -122,6 +114,11 @@ public final class KeyStore: @unchecked Sendable {
     public func key(for user: UInt32) -> DataKey? {
         lock.withLock {
             let slot = Int(user) - 1
+            if user >= 1, slot >= state.count || state[slot] == 0, persistence.isShared,
+               let fetched = try? persistence.load(user) {
+                // Made by another node since this one loaded its keys.
+                store(user, wrapped: fetched[...])
+            }
             guard user >= 1, slot < state.count, state[slot] != 0 else { return nil }
             if let key = ready[user] { return key }
             if ready.count >= Self.keyCacheLimit { ready.removeAll(keepingCapacity: true) }
@@ -164,27 +161,11 @@ public final class KeyStore: @unchecked Sendable {
         precondition(writable, "read-only key store")
         try lock.withLock {
             for user in users { clear(user) }
-            for shard in Set(users.map(Self.shard(of:))).sorted() { try rewrite(shard: shard) }
+            try persistence.remove(users)
         }
     }
 
-    // MARK: files
-
-    static func shard(of user: UInt32) -> UInt32 { (user - 1) / usersPerShard }
-
-    static func shardName(_ shard: UInt32) -> String {
-        let digits = String(shard)
-        return "users-" + String(repeating: "0", count: max(0, 6 - digits.count)) + digits + ".keys"
-    }
-
-    /// (shard, file name) of every shard file, ascending.
-    static func shardFiles(_ dir: String) -> [(UInt32, String)] {
-        DurableFiles.listDirectory(dir).compactMap { name -> (UInt32, String)? in
-            guard name.hasPrefix("users-"), name.hasSuffix(".keys"), name.utf8.count == 17,
-                  let n = UInt32(name.dropFirst(6).prefix(6)) else { return nil }
-            return (n, name)
-        }.sorted { $0.0 < $1.0 }
-    }
+    // MARK: memory
 
     /// The authenticated context of a user's wrapped key.
     static func context(_ user: UInt32) -> [UInt8] {
@@ -195,39 +176,12 @@ public final class KeyStore: @unchecked Sendable {
 
     static let indexContext = Array("chat-es name index key v1".utf8)
 
-    /// Calls `body` with each whole entry after the magic; returns the bytes those entries end at.
-    @discardableResult
-    static func forEachEntry(_ bytes: [UInt8], _ body: (UInt32, ArraySlice<UInt8>) -> Void) -> Int {
-        guard bytes.count >= shardMagic.count, bytes[0..<shardMagic.count].elementsEqual(shardMagic) else { return 0 }
-        var offset = shardMagic.count
-        while bytes.count - offset >= entrySize {
-            let id = bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) }
-            body(id, bytes[(offset + 4)..<(offset + entrySize)])
-            offset += entrySize
-        }
-        return offset
-    }
-
-    private func loadShards() throws {
-        for (shard, name) in Self.shardFiles(directory) {
-            let path = directory + "/" + name
-            guard let bytes = DurableFiles.readFile(path) else { throw KeyStoreError("cannot read \(path)") }
-            guard bytes.count >= Self.shardMagic.count, bytes[0..<Self.shardMagic.count].elementsEqual(Self.shardMagic) else {
-                throw KeyStoreError("\(path) is not a key store file")
+    private func load(_ entries: [WrappedKeyEntry]) throws {
+        for entry in entries {
+            guard entry.user >= 1, entry.wrapped.count == MasterKey.wrappedSize else {
+                throw KeyStoreError("\(directory) holds a damaged entry for user \(entry.user)")
             }
-            var misplaced: UInt32?
-            let end = Self.forEachEntry(bytes) { id, key in
-                guard id >= 1, Self.shard(of: id) == shard else {
-                    misplaced = id
-                    return
-                }
-                store(id, wrapped: key)
-            }
-            if let misplaced { throw KeyStoreError("\(path) holds an entry for user \(misplaced), which belongs elsewhere") }
-            if end < bytes.count && writable {
-                // A torn append: the registration it belonged to never reached the log.
-                try DurableFiles.truncate(path, to: end)
-            }
+            store(entry.user, wrapped: entry.wrapped[...])
         }
     }
 
@@ -264,41 +218,12 @@ public final class KeyStore: @unchecked Sendable {
         plain.append(contentsOf: repeatElement(0, count: n * 32 - plain.count))
     }
 
-    private func appendEntry(_ entry: [UInt8], shard: UInt32) throws {
-        let path = directory + "/" + Self.shardName(shard)
-        if try !DurableFiles.appendDurably(entry, to: path) {
-            // A new shard: written whole with its magic, and its directory entry made durable.
-            try DurableFiles.writeAtomically(Self.shardMagic, to: path, directory: directory, mode: 0o600)
-            guard try DurableFiles.appendDurably(entry, to: path) else { throw KeyStoreError("\(path) vanished") }
+    private static func readIndexKey(_ wrappedKey: [UInt8], _ location: String, _ master: MasterKey) throws -> NameIndexKey {
+        guard wrappedKey.count == MasterKey.wrappedSize else {
+            throw KeyStoreError("the name index key in \(location) is damaged")
         }
-    }
-
-    private func rewrite(shard: UInt32) throws {
-        var bytes = Self.shardMagic
-        let first = Int(shard * Self.usersPerShard)
-        for slot in first..<min(first + Int(Self.usersPerShard), state.count) where state[slot] != 0 {
-            withUnsafeBytes(of: UInt32(slot + 1).littleEndian) { bytes.append(contentsOf: $0) }
-            bytes.append(contentsOf: wrapped[(slot * 60)..<(slot * 60 + 60)])
-        }
-        let path = directory + "/" + Self.shardName(shard)
-        try DurableFiles.writeAtomically(bytes, to: path, directory: directory, mode: 0o600)
-    }
-
-    private static func loadOrCreateIndexKey(_ dir: String, master: MasterKey) throws -> NameIndexKey {
-        let path = dir + "/" + indexFileName
-        if let bytes = DurableFiles.readFile(path) { return try readIndexKey(bytes, dir, master) }
-        let fresh = DataKey.random()
-        let wrappedKey = try fresh.withBytes { try master.wrap($0, context: indexContext) }
-        try DurableFiles.writeAtomically(indexMagic + wrappedKey, to: path, directory: dir, mode: 0o600)
-        return NameIndexKey(bytes: fresh.withBytes { Array($0) })
-    }
-
-    private static func readIndexKey(_ bytes: [UInt8], _ dir: String, _ master: MasterKey) throws -> NameIndexKey {
-        guard bytes.count == indexMagic.count + MasterKey.wrappedSize, bytes[0..<indexMagic.count].elementsEqual(indexMagic) else {
-            throw KeyStoreError("\(dir)/\(indexFileName) is damaged")
-        }
-        guard let key = try? bytes[indexMagic.count...].withUnsafeBytes({ try master.unwrap($0, context: indexContext) }) else {
-            throw KeyStoreError("the master key (\(master.source)) does not open \(dir): it is not the key this store was made with (was \(MasterKey.environmentVariable) changed or unset?)")
+        guard let key = try? wrappedKey.withUnsafeBytes({ try master.unwrap($0, context: indexContext) }) else {
+            throw KeyStoreError("the master key (\(master.source)) does not open \(location): it is not the key this store was made with (was \(MasterKey.environmentVariable) changed or unset?)")
         }
         return NameIndexKey(bytes: key)
     }

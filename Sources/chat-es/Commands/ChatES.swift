@@ -8,7 +8,7 @@ struct ChatES: AsyncParsableCommand {
         abstract: "An event-sourced chat server and the tools to audit its log.",
         subcommands: [
             ServeCommand.self, ReplayCommand.self, VerifyCommand.self, RebuildCommand.self,
-            StatsCommand.self, MigrateCommand.self, BenchCommand.self, LoadgenCommand.self,
+            StatsCommand.self, MigrateCommand.self, CopyCommand.self, BenchCommand.self, LoadgenCommand.self,
         ]
     )
 }

@@ -60,7 +60,8 @@ private func classify(_ error: Error) -> (Int32, String) {
     case let e as EventDecodingError:
         return (ToolExit.problem, "record does not decode: \(e.description)")
     default:
-        return (ToolExit.usage, String(describing: error))
+        // A PostgreSQL error's own description hides the server's message; this shows it.
+        return (ToolExit.usage, PostgresLog.describe(error))
     }
 }
 

@@ -54,22 +54,31 @@ struct ServeCommand: AsyncParsableCommand {
         guard Durability(parsing: fsync) != nil else {
             throw ValidationError("--fsync must be always, never or interval=MS")
         }
-        let secret: [UInt8]
-        let masterKey: MasterKey?
-        do {
-            secret = try loadSecret(dataDirectory: data, environment: env)
-            // The file is created only once the log is known to be in the encrypted format.
-            masterKey = try MasterKey.load(dataDirectory: data, environment: env, create: false)
-        } catch {
-            // A bad secret is not a usage error: say only what is wrong and how to fix it.
-            FileHandle.standardError.write(Data("chat-es: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
         let postgresURL: PostgresURL?
         do {
             postgresURL = try (postgres ?? env["CHAT_ES_POSTGRES_URL"]).map { try PostgresURL($0) }
         } catch {
             throw ValidationError("--postgres: \(error)")
+        }
+        let secret: [UInt8]
+        var masterKey: MasterKey?
+        do {
+            if postgresURL != nil && (env["CHAT_ES_SECRET"] ?? "").isEmpty {
+                // A secret made up by one node would sign tokens no other node accepts.
+                throw SharedSecretMissing()
+            }
+            secret = try loadSecret(dataDirectory: data, environment: env)
+            // The file is created only once the log is known to be in the encrypted format.
+            masterKey = try MasterKey.load(dataDirectory: data, environment: env, create: false)
+            if postgresURL != nil && masterKey == nil {
+                // Every node derives the same master key from the secret they share (HKDF with
+                // a label of its own, so the signing key and the wrapping key stay apart).
+                masterKey = try MasterKey(material: secret, source: "CHAT_ES_SECRET (CHAT_ES_MASTER_KEY unset)")
+            }
+        } catch {
+            // A bad secret is not a usage error: say only what is wrong and how to fix it.
+            FileHandle.standardError.write(Data("chat-es: \(error)\n".utf8))
+            throw ExitCode(2)
         }
         let config = ServerConfig(
             dataDirectory: data, host: host, port: port, durability: fsync, passwordIterations: iterations,
@@ -106,5 +115,12 @@ struct SocketCloser: Service {
     func run() async throws {
         try? await gracefulShutdown()
         service.beginShutdown()
+    }
+}
+
+/// `serve --postgres` without `CHAT_ES_SECRET`: the nodes would not share their token secret.
+struct SharedSecretMissing: Error, CustomStringConvertible {
+    var description: String {
+        "with --postgres, set CHAT_ES_SECRET (at least 32 random bytes, the same on every node): tokens signed by one node must be accepted by the others, and the master key that wraps the users' keys is derived from it unless CHAT_ES_MASTER_KEY is set"
     }
 }

@@ -1,0 +1,22 @@
+import EventLog
+import Projections
+
+/// The key store's persistence in the database that holds the log, shared by every node.
+struct PostgresKeyPersistence: KeyPersistence {
+    let log: PostgresLog
+
+    var location: String { "PostgreSQL \(log.url) (table chat_es_user_keys)" }
+    var isShared: Bool { true }
+
+    func indexKey(orStore make: () throws -> [UInt8]) throws -> [UInt8] { try log.indexKey(orStore: make) }
+
+    func loadAll(repair: Bool) throws -> [WrappedKeyEntry] {
+        try log.allWrappedKeys().map { WrappedKeyEntry(user: $0.0, wrapped: $0.1) }
+    }
+
+    func load(_ user: UInt32) throws -> [UInt8]? { try log.wrappedKey(of: user) }
+
+    func add(_ entries: [WrappedKeyEntry]) throws { try log.storeWrappedKeys(entries.map { ($0.user, $0.wrapped) }) }
+
+    func remove(_ users: [UInt32]) throws { try log.deleteWrappedKeys(users) }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import NIOCore
+import PostgresNIO
+
+/// The users' wrapped data keys in table `chat_es_user_keys`, and the wrapped name index key in
+/// `chat_es_meta`, so every node on the database reads the keys any node made. The rows hold
+/// keys wrapped by the master key, which never reaches the database. Calls block the calling
+/// thread until the database answers (a registration's key is durable before its event).
+extension PostgresLog {
+    /// The stored wrapped name index key, storing `make()`'s first when there is none.
+    public func indexKey(orStore make: () throws -> [UInt8]) throws -> [UInt8] {
+        let select: PostgresQuery = "SELECT value FROM chat_es_meta WHERE key = 'name_index_key'"
+        var result = try run(select).wait()
+        if result.rows.isEmpty {
+            // Two nodes starting at once may both get here: the first insert wins, both read it.
+            _ = try run("""
+                INSERT INTO chat_es_meta (key, value) VALUES ('name_index_key', \(hexString(try make())))
+                ON CONFLICT DO NOTHING
+                """).wait()
+            result = try run(select).wait()
+        }
+        guard let text = try result.rows.first?.decode(String.self), let bytes = Self.bytes(hex: text) else {
+            throw PostgresLogError.damaged("the name index key in \(url) is missing or damaged")
+        }
+        return bytes
+    }
+
+    /// Every (user id, wrapped key) stored.
+    public func allWrappedKeys() throws -> [(UInt32, [UInt8])] {
+        try run("SELECT user_id, wrapped FROM chat_es_user_keys ORDER BY user_id").wait().rows.map { row in
+            let (id, wrapped) = try row.decode((Int64, ByteBuffer).self)
+            return (UInt32(id), Array(wrapped.readableBytesView))
+        }
+    }
+
+    public func wrappedKey(of user: UInt32) throws -> [UInt8]? {
+        let result = try run("SELECT wrapped FROM chat_es_user_keys WHERE user_id = \(Int64(user))").wait()
+        return try result.rows.first.map { Array(try $0.decode(ByteBuffer.self).readableBytesView) }
+    }
+
+    /// Stores the keys, replacing a key left by a registration that never reached the log.
+    public func storeWrappedKeys(_ entries: [(UInt32, [UInt8])]) throws {
+        for (user, wrapped) in entries {
+            _ = try run("""
+                INSERT INTO chat_es_user_keys (user_id, wrapped) VALUES (\(Int64(user)), \(ByteBuffer(bytes: wrapped)))
+                ON CONFLICT (user_id) DO UPDATE SET wrapped = EXCLUDED.wrapped
+                """).wait()
+        }
+    }
+
+    /// Deletes the users' keys, then vacuums the table so the deleted rows' bytes are not left
+    /// in its pages (the write-ahead log and backups keep them until they are recycled).
+    public func deleteWrappedKeys(_ users: [UInt32]) throws {
+        guard !users.isEmpty else { return }
+        let ids = users.map { String($0) }.joined(separator: ",")
+        _ = try run(PostgresQuery(unsafeSQL: "DELETE FROM chat_es_user_keys WHERE user_id IN (\(ids))")).wait()
+        _ = try run("VACUUM chat_es_user_keys").wait()
+    }
+
+    static func bytes(hex: String) -> [UInt8]? {
+        let digits = Array(hex.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(digits.count / 2)
+        for i in stride(from: 0, to: digits.count, by: 2) {
+            guard let byte = UInt8(String(decoding: digits[i...i + 1], as: UTF8.self), radix: 16) else { return nil }
+            out.append(byte)
+        }
+        return out
+    }
+}
