@@ -38,7 +38,8 @@ struct RouteHandlers {
         if let ledger = service.ledger { users = await ledger.userCount() }
         let text = MetricsExport.text(logPosition: service.logPosition, openSockets: service.hub.openSockets,
                                       users: users, durable: service.ledger?.log.durableSeq ?? 0,
-                                      syncs: service.ledger?.log.syncStatistics ?? (0, 0), start: service.startReport)
+                                      syncs: service.ledger?.log.syncStatistics ?? (0, 0),
+                                      commits: service.ledger?.log.mirrorStatistics ?? (0, 0), start: service.startReport)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: text)))
     }

@@ -31,11 +31,14 @@ public enum MetricsExport {
 
     /// Registry samples plus the gauges read straight from the service.
     static func text(logPosition: UInt64, openSockets: Int, users: Int, durable: UInt64,
-                     syncs: (count: UInt64, seconds: Double),
+                     syncs: (count: UInt64, seconds: Double), commits: (count: UInt64, seconds: Double),
                      start: (head: UInt64, replayed: UInt64, seconds: Double, events: UInt64, snapshot: (seq: UInt64, age: Double)?)) -> String {
         var out = registry.emitToString()
         out += "# TYPE chat_log_fsyncs_total counter\nchat_log_fsyncs_total \(syncs.count)\n"
         out += "# TYPE chat_log_fsync_seconds_total counter\nchat_log_fsync_seconds_total \(syncs.seconds)\n"
+        out += "# HELP chat_log_store_commits_total Batches committed to PostgreSQL (0 on the file store).\n"
+        out += "# TYPE chat_log_store_commits_total counter\nchat_log_store_commits_total \(commits.count)\n"
+        out += "# TYPE chat_log_store_commit_seconds_total counter\nchat_log_store_commit_seconds_total \(commits.seconds)\n"
         out += "# TYPE chat_log_position gauge\nchat_log_position \(logPosition)\n"
         out += "# TYPE chat_log_durable_seq gauge\nchat_log_durable_seq \(durable)\n"
         out += "# TYPE chat_open_sockets gauge\nchat_open_sockets \(openSockets)\n"

@@ -27,6 +27,9 @@ public final class EventLog: @unchecked Sendable {
     /// fsyncs done and the nanoseconds they took, for metrics.
     var syncCount: UInt64 = 0
     var syncNanos: UInt64 = 0
+    /// Batches stored in the mirror (database commits) and the nanoseconds they took.
+    var mirrorCount: UInt64 = 0
+    var mirrorNanos: UInt64 = 0
     /// Test hook: the next write fails as if the disk reported an error.
     var injectWriteError = false
     /// Test hook: seconds each batch waits before it is written (a slow disk).
@@ -103,6 +106,12 @@ public final class EventLog: @unchecked Sendable {
     /// How many fsyncs the writer made and their total time in seconds.
     public var syncStatistics: (count: UInt64, seconds: Double) {
         withCond { (syncCount, Double(syncNanos) / 1e9) }
+    }
+
+    /// How many batches the mirror stored (database commits) and their total time in seconds,
+    /// outages waited out included.
+    public var mirrorStatistics: (count: UInt64, seconds: Double) {
+        withCond { (mirrorCount, Double(mirrorNanos) / 1e9) }
     }
 
     /// Why the writer stopped, if it did: from then on nothing more is acknowledged.

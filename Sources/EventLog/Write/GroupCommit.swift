@@ -113,8 +113,14 @@ extension EventLog {
             break
         }
         if let mirror = options.mirror {
+            let started = DispatchTime.now().uptimeNanoseconds
             try mirror.store(StoredBatch(firstSeq: batch.firstSeq, lastSeq: batch.firstSeq + UInt64(batch.count) - 1,
                                          prevHash: prev, headerHash: header.headerHash, bytes: buffer))
+            let took = DispatchTime.now().uptimeNanoseconds - started
+            withCond {
+                mirrorCount += 1
+                mirrorNanos += took
+            }
         }
         indexLock.lock()
         index.batches.append(BatchLocation(
