@@ -244,6 +244,25 @@ public final class ChatService: @unchecked Sendable {
     /// Marks the service stopping and closes every socket with 1001.
     public func beginShutdown() {
         stopping.withLockedValue { $0 = true }
+        // Closing sockets appends their disconnections, and the graceful stop waits for them:
+        // with the database down they would wait for it forever. Give the held batch up (it was
+        // never acknowledged; the next start closes those sockets anyway).
+        // Watched for the rest of the stop, since the outage may show only when the
+        // disconnections are written.
+        if let store = lock.withLock({ _store }) {
+            let logger = logger
+            Task {
+                while true {
+                    if !store.isAvailable {
+                        logger.warning("stopping while PostgreSQL is unavailable: what it has not committed is given up (never acknowledged)")
+                        await store.close()
+                        return
+                    }
+                    if store.isClosed { return }
+                    try? await Task.sleep(nanoseconds: 100_000_000)
+                }
+            }
+        }
         hub.closeAll()
     }
 
@@ -265,12 +284,43 @@ public final class ChatService: @unchecked Sendable {
         try await NIOThreadPool.singleton.runIfActive { try keys.destroy([user]) }
     }
 
+    /// With the database holding the log: waits for `seq`'s commit, but answers 503 once the
+    /// database is found unreachable and the commit has not come 2 s later (the event may
+    /// still be committed when the database returns; the request was not acknowledged).
+    private func durableOrUnavailable(_ seq: UInt64, log: EventLog) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            let outcome = FirstOutcome(continuation)
+            Task {
+                do {
+                    try await log.waitUntilDurable(seq)
+                    outcome.resume(.success(()))
+                } catch {
+                    outcome.resume(.failure(error))
+                }
+            }
+            Task {
+                var unavailableFor = 0
+                while !outcome.isResumed {
+                    try? await Task.sleep(nanoseconds: 100_000_000)
+                    unavailableFor = storeAvailable ? 0 : unavailableFor + 1
+                    if unavailableFor >= 20 { outcome.resume(.failure(APIError.storeUnavailable)) }
+                }
+            }
+        }
+    }
+
     /// Waits until `seq` is durable; a failed writer turns into 503.
     func durable(_ seq: UInt64?) async throws {
         guard let seq, let ledger else { return }
         let started = DispatchTime.now().uptimeNanoseconds
         do {
-            try await ledger.log.waitUntilDurable(seq)
+            if lock.withLock({ _store }) != nil {
+                try await durableOrUnavailable(seq, log: ledger.log)
+            } else {
+                try await ledger.log.waitUntilDurable(seq)
+            }
+        } catch let error as APIError {
+            throw error
         } catch {
             logger.error("log writer failed: \(error)")
             throw APIError(.serviceUnavailable, "storage_unavailable", "The event log cannot store anything right now.")
@@ -323,5 +373,23 @@ public enum StartError: Error, CustomStringConvertible {
                 + "their names and messages cannot be read. Was it restored from a backup older than the log? "
                 + "Restore the newest copy of \(dir) (see README, \"Keys and backups\")."
         }
+    }
+}
+
+/// Resumes a continuation with whichever of two racing tasks finishes first.
+private final class FirstOutcome: @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<Void, Error>?
+
+    init(_ continuation: CheckedContinuation<Void, Error>) { self.continuation = continuation }
+
+    var isResumed: Bool { lock.withLock { continuation == nil } }
+
+    func resume(_ result: Result<Void, Error>) {
+        let waiting = lock.withLock { () -> CheckedContinuation<Void, Error>? in
+            defer { continuation = nil }
+            return continuation
+        }
+        waiting?.resume(with: result)
     }
 }

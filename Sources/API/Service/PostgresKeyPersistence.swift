@@ -1,22 +1,31 @@
 import EventLog
 import Projections
 
-/// The key store's persistence in the database that holds the log, shared by every node.
+/// The key store's persistence in the database that holds the log, shared by every node. Its
+/// failures are `EventLogError`s, which the routes answer with 503 like any storage failure.
 struct PostgresKeyPersistence: KeyPersistence {
     let log: PostgresLog
+
+    private func storing<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch {
+            throw EventLogError.io("key store in PostgreSQL: \(PostgresLog.describe(error))")
+        }
+    }
 
     var location: String { "PostgreSQL \(log.url) (table chat_es_user_keys)" }
     var isShared: Bool { true }
 
-    func indexKey(orStore make: () throws -> [UInt8]) throws -> [UInt8] { try log.indexKey(orStore: make) }
+    func indexKey(orStore make: () throws -> [UInt8]) throws -> [UInt8] { try storing { try log.indexKey(orStore: make) } }
 
     func loadAll(repair: Bool) throws -> [WrappedKeyEntry] {
-        try log.allWrappedKeys().map { WrappedKeyEntry(user: $0.0, wrapped: $0.1) }
+        try storing { try log.allWrappedKeys().map { WrappedKeyEntry(user: $0.0, wrapped: $0.1) } }
     }
 
-    func load(_ user: UInt32) throws -> [UInt8]? { try log.wrappedKey(of: user) }
+    func load(_ user: UInt32) throws -> [UInt8]? { try storing { try log.wrappedKey(of: user) } }
 
-    func add(_ entries: [WrappedKeyEntry]) throws { try log.storeWrappedKeys(entries.map { ($0.user, $0.wrapped) }) }
+    func add(_ entries: [WrappedKeyEntry]) throws { try storing { try log.storeWrappedKeys(entries.map { ($0.user, $0.wrapped) }) } }
 
-    func remove(_ users: [UInt32]) throws { try log.deleteWrappedKeys(users) }
+    func remove(_ users: [UInt32]) throws { try storing { try log.deleteWrappedKeys(users) } }
 }

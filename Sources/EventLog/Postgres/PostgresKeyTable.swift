@@ -5,19 +5,20 @@ import PostgresNIO
 /// The users' wrapped data keys in table `chat_es_user_keys`, and the wrapped name index key in
 /// `chat_es_meta`, so every node on the database reads the keys any node made. The rows hold
 /// keys wrapped by the master key, which never reaches the database. Calls block the calling
-/// thread until the database answers (a registration's key is durable before its event).
+/// thread until the database answers (a registration's key is durable before its event), and
+/// may be called on any thread, an event loop of the server's included.
 extension PostgresLog {
     /// The stored wrapped name index key, storing `make()`'s first when there is none.
     public func indexKey(orStore make: () throws -> [UInt8]) throws -> [UInt8] {
         let select: PostgresQuery = "SELECT value FROM chat_es_meta WHERE key = 'name_index_key'"
-        var result = try run(select).wait()
+        var result = try blocking(select)
         if result.rows.isEmpty {
             // Two nodes starting at once may both get here: the first insert wins, both read it.
-            _ = try run("""
+            _ = try blocking(("""
                 INSERT INTO chat_es_meta (key, value) VALUES ('name_index_key', \(hexString(try make())))
                 ON CONFLICT DO NOTHING
-                """).wait()
-            result = try run(select).wait()
+                """))
+            result = try blocking(select)
         }
         guard let text = try result.rows.first?.decode(String.self), let bytes = Self.bytes(hex: text) else {
             throw PostgresLogError.damaged("the name index key in \(url) is missing or damaged")
@@ -27,24 +28,24 @@ extension PostgresLog {
 
     /// Every (user id, wrapped key) stored.
     public func allWrappedKeys() throws -> [(UInt32, [UInt8])] {
-        try run("SELECT user_id, wrapped FROM chat_es_user_keys ORDER BY user_id").wait().rows.map { row in
+        try blocking("SELECT user_id, wrapped FROM chat_es_user_keys ORDER BY user_id").rows.map { row in
             let (id, wrapped) = try row.decode((Int64, ByteBuffer).self)
             return (UInt32(id), Array(wrapped.readableBytesView))
         }
     }
 
     public func wrappedKey(of user: UInt32) throws -> [UInt8]? {
-        let result = try run("SELECT wrapped FROM chat_es_user_keys WHERE user_id = \(Int64(user))").wait()
+        let result = try blocking("SELECT wrapped FROM chat_es_user_keys WHERE user_id = \(Int64(user))")
         return try result.rows.first.map { Array(try $0.decode(ByteBuffer.self).readableBytesView) }
     }
 
     /// Stores the keys, replacing a key left by a registration that never reached the log.
     public func storeWrappedKeys(_ entries: [(UInt32, [UInt8])]) throws {
         for (user, wrapped) in entries {
-            _ = try run("""
+            _ = try blocking(("""
                 INSERT INTO chat_es_user_keys (user_id, wrapped) VALUES (\(Int64(user)), \(ByteBuffer(bytes: wrapped)))
                 ON CONFLICT (user_id) DO UPDATE SET wrapped = EXCLUDED.wrapped
-                """).wait()
+                """))
         }
     }
 
@@ -53,8 +54,8 @@ extension PostgresLog {
     public func deleteWrappedKeys(_ users: [UInt32]) throws {
         guard !users.isEmpty else { return }
         let ids = users.map { String($0) }.joined(separator: ",")
-        _ = try run(PostgresQuery(unsafeSQL: "DELETE FROM chat_es_user_keys WHERE user_id IN (\(ids))")).wait()
-        _ = try run("VACUUM chat_es_user_keys").wait()
+        _ = try blocking(PostgresQuery(unsafeSQL: "DELETE FROM chat_es_user_keys WHERE user_id IN (\(ids))"))
+        _ = try blocking("VACUUM chat_es_user_keys")
     }
 
     static func bytes(hex: String) -> [UInt8]? {

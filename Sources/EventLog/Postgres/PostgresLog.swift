@@ -18,13 +18,17 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     /// The id of the log this database holds, made at its first use.
     public private(set) var logId = ""
     private let logger: Logger
-    /// The connection's own event loop: a thread blocked on a query (the log writer, a key
-    /// written inside the Ledger) waits for this loop only, never for the server's loops or
-    /// Swift's task pool, so waiting cannot deadlock them.
-    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    /// The database connections' own event loop, one per process and never shut down (a
+    /// query of a closing log may still be on it): a thread blocked on a query (the log
+    /// writer, a key written inside the Ledger) waits for this loop only, never for the
+    /// server's loops or Swift's task pool, so waiting cannot deadlock them.
+    private static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private var group: MultiThreadedEventLoopGroup { Self.loops }
     private let lock = NSLock()
     private var connection: EventLoopFuture<PostgresConnection>?
     private var available = true
+    /// A probe is scheduled to find out when an unreachable database is back.
+    private var probing = false
     private var closed = false
     private var nextConnectionId = 1
 
@@ -48,6 +52,9 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     /// False while the database cannot be reached: the server answers 503 and acknowledges nothing.
     public var isAvailable: Bool { lock.withLock { available } }
 
+    /// True once `close` was called.
+    public var isClosed: Bool { lock.withLock { closed } }
+
     /// Closes the connection; a `store` waiting out an outage gives up.
     public func close() async {
         let connection = lock.withLock { () -> EventLoopFuture<PostgresConnection>? in
@@ -57,7 +64,6 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
             return self.connection
         }
         if let open = try? await connection?.get() { try? await open.close() }
-        try? await group.shutdownGracefully()
     }
 
     // MARK: Reading
@@ -129,13 +135,7 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
             } catch let error as PostgresLogError {
                 throw error
             } catch {
-                let wasAvailable = lock.withLock { () -> Bool in
-                    defer { available = false }
-                    return available
-                }
-                if wasAvailable {
-                    logger.error("PostgreSQL unavailable, holding acknowledgements until it returns: \(Self.describe(error))")
-                }
+                markUnavailable(error)
                 dropConnection()
                 if lock.withLock({ closed }) { throw PostgresLogError.closed }
                 Thread.sleep(forTimeInterval: pause)
@@ -149,11 +149,11 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     /// writer's.
     private func storeOnce(_ batch: StoredBatch) throws {
         do {
-            let inserted = try run(Self.insertQuery(batch)).wait()
+            let inserted = try blocking(Self.insertQuery(batch))
             if !inserted.rows.isEmpty { return }
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {}
         // Either the chain moved on (another writer) or this batch is already stored.
-        let stored = try run("SELECT header_hash FROM chat_es_batches WHERE first_seq = \(Int64(batch.firstSeq))").wait()
+        let stored = try blocking("SELECT header_hash FROM chat_es_batches WHERE first_seq = \(Int64(batch.firstSeq))")
         if let row = stored.rows.first, try Array(row.decode(ByteBuffer.self).readableBytesView) == batch.headerHash {
             return
         }
@@ -204,6 +204,70 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
         } catch {
             _ = try? await query("ROLLBACK")
             throw error
+        }
+    }
+
+    /// Runs `query` and blocks the calling thread until the database answers. Waits on a
+    /// semaphore, not `EventLoopFuture.wait()`: the caller may be on one of the server's event
+    /// loops (the Ledger runs there), where NIO forbids `wait()`; the query runs on this log's
+    /// own loop, so blocking the caller cannot hold it up. Losing the database marks the store
+    /// unavailable until a probe reaches it again.
+    func blocking(_ query: PostgresQuery) throws -> PostgresQueryResult {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = QueryOutcome()
+        run(query).whenComplete { result in
+            outcome.result = result
+            done.signal()
+        }
+        done.wait()
+        switch outcome.result! {
+        case let .success(result):
+            return result
+        case let .failure(error):
+            if Self.isConnectionFailure(error) { markUnavailable(error) }
+            throw error
+        }
+    }
+
+    /// True for errors of reaching the database, as opposed to a statement it refused.
+    static func isConnectionFailure(_ error: any Error) -> Bool {
+        if let error = error as? PSQLError { return error.code != .server }
+        return !(error is PostgresLogError)
+    }
+
+    /// Marks the store unavailable (the server answers 503 to writes) and probes every 500 ms
+    /// until the database answers again.
+    func markUnavailable(_ error: any Error) {
+        let first = lock.withLock { () -> Bool in
+            defer {
+                available = false
+                probing = true
+            }
+            return !probing && !closed
+        }
+        guard first else { return }
+        logger.error("PostgreSQL unavailable, answering 503 to writes and holding acknowledgements until it returns: \(Self.describe(error))")
+        probe()
+    }
+
+    private func probe() {
+        group.next().scheduleTask(in: .milliseconds(500)) {
+            self.run("SELECT 1").whenComplete { result in
+                let again = self.lock.withLock { () -> Bool in
+                    if self.closed { self.probing = false; return false }
+                    if case .success = result {
+                        self.available = true
+                        self.probing = false
+                        return false
+                    }
+                    return true
+                }
+                if case .success = result { self.logger.notice("PostgreSQL reachable again") }
+                if again {
+                    self.dropConnection()
+                    self.probe()
+                }
+            }
         }
     }
 
@@ -277,4 +341,10 @@ public enum PostgresLogError: Error, CustomStringConvertible {
         case let .damaged(why): return why
         }
     }
+}
+
+/// A query's result handed from the log's event loop to the thread blocked in `blocking` (the
+/// semaphore orders the two accesses).
+private final class QueryOutcome: @unchecked Sendable {
+    var result: Result<PostgresQueryResult, any Error>?
 }

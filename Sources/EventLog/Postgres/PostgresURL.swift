@@ -18,6 +18,7 @@ public struct PostgresURL: Sendable, CustomStringConvertible {
         let database = path.isEmpty ? user : path
         let socketDirectory = parts.queryItems?.first { $0.name == "host" }?.value
         let port = parts.port ?? 5432
+        var configuration: PostgresConnection.Configuration
         if let socketDirectory, socketDirectory.hasPrefix("/") {
             configuration = .init(unixSocketPath: "\(socketDirectory)/.s.PGSQL.\(port)", username: user,
                                   password: password, database: database)
@@ -27,6 +28,9 @@ public struct PostgresURL: Sendable, CustomStringConvertible {
             configuration = .init(host: host, port: port, username: user, password: password, database: database, tls: .disable)
             description = "postgres://\(user)@\(host):\(port)/\(database)"
         }
+        // An unreachable host should turn into 503s soon, not after NIO's default 10 s.
+        configuration.options.connectTimeout = .seconds(2)
+        self.configuration = configuration
     }
 }
 
