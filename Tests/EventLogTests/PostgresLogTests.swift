@@ -104,4 +104,22 @@ struct PostgresLogTests {
         await store.close()
         await otherStore.close()
     }
+
+    @Test func oneWriterPerDatabase() async throws {
+        let url = try await PostgresTestServer.freshDatabase()
+        let first = try await PostgresLog.open(url: url, writer: true)
+        await #expect(throws: PostgresLogError.self) { _ = try await PostgresLog.open(url: url, writer: true) }
+        let reader = try await PostgresLog.open(url: url)
+        #expect(try await reader.head().seq == 0, "readers need no lock")
+        await first.close()
+        // The lock goes with the first writer's session.
+        var second: PostgresLog?
+        for _ in 0..<50 where second == nil {
+            second = try? await PostgresLog.open(url: url, writer: true)
+            if second == nil { try await Task.sleep(nanoseconds: 20_000_000) }
+        }
+        #expect(second != nil)
+        await second?.close()
+        await reader.close()
+    }
 }

@@ -130,11 +130,19 @@ public final class ChatService: @unchecked Sendable {
     /// level with it.
     private func openStore(_ url: PostgresURL, logDirectory: String) async throws -> PostgresLog {
         var waited = 0
+        var lockWaits = 0
         let store: PostgresLog
         while true {
             do {
-                store = try await PostgresLog.open(url: url, logger: logger)
+                store = try await PostgresLog.open(url: url, writer: true, logger: logger)
                 break
+            } catch PostgresLogError.writerLockHeld {
+                // A node killed a moment ago holds it until the database notices its session
+                // is gone: wait a little, then give up with the reason.
+                if lockWaits >= 20 || stopping.withLockedValue({ $0 }) { throw PostgresLogError.writerLockHeld }
+                if lockWaits == 0 { logger.warning("waiting for the writer lock of \(url): another node holds it") }
+                lockWaits += 1
+                try await Task.sleep(nanoseconds: 500_000_000)
             } catch {
                 if stopping.withLockedValue({ $0 }) { throw error }
                 if waited % 10 == 0 {

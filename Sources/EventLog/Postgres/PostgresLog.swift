@@ -31,6 +31,9 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     private var probing = false
     private var closed = false
     private var nextConnectionId = 1
+    /// Every connection takes the writer lock before its first query (see `open`).
+    private var takesWriterLock = false
+    static let writerLockKey: Int64 = 7_270_002
 
     private init(url: PostgresURL, logger: Logger) {
         self.url = url
@@ -38,8 +41,14 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     }
 
     /// Connects, creates the tables if they are missing, and reads the log id.
-    public static func open(url: PostgresURL, logger: Logger = Logger(label: "chat-es.postgres")) async throws -> PostgresLog {
+    ///
+    /// With `writer`, every connection first takes the database's writer lock (a session-level
+    /// advisory lock): one serving node per database. A node whose connection drops takes it
+    /// again before its next write, and if another node holds it by then, stops writing for good.
+    public static func open(url: PostgresURL, writer: Bool = false,
+                            logger: Logger = Logger(label: "chat-es.postgres")) async throws -> PostgresLog {
         let log = PostgresLog(url: url, logger: logger)
+        log.takesWriterLock = writer
         do {
             try await log.prepareSchema()
         } catch {
@@ -288,7 +297,17 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
             if let connection { return connection }
             let id = nextConnectionId
             nextConnectionId += 1
-            let fresh = PostgresConnection.connect(on: loop, configuration: url.configuration, id: id, logger: logger)
+            let connecting = PostgresConnection.connect(on: loop, configuration: url.configuration, id: id, logger: logger)
+            let fresh = !takesWriterLock ? connecting : connecting.flatMap { open in
+                open.query("SELECT pg_try_advisory_lock(\(Self.writerLockKey))", logger: self.logger)
+                    .flatMapThrowing { result -> PostgresConnection in
+                        guard try result.rows.first?.decode(Bool.self) == true else {
+                            _ = open.close() as EventLoopFuture<Void>
+                            throw PostgresLogError.writerLockHeld
+                        }
+                        return open
+                    }
+            }
             connection = fresh
             // A failed connect or a connection that closes is forgotten, so the next query connects again.
             fresh.whenComplete { result in
@@ -333,12 +352,16 @@ public enum PostgresLogError: Error, CustomStringConvertible {
     case fenced(seq: UInt64)
     case closed
     case damaged(String)
+    /// Another node serves this database.
+    case writerLockHeld
 
     public var description: String {
         switch self {
         case let .fenced(seq): return "another writer stored a different batch at seq \(seq) in PostgreSQL"
         case .closed: return "the PostgreSQL log is closed"
         case let .damaged(why): return why
+        case .writerLockHeld:
+            return "another chat-es node serves this PostgreSQL database (its writer lock is held): one node per database for now"
         }
     }
 }
