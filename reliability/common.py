@@ -49,6 +49,21 @@ def _on_term(signum, frame):  # `timeout` sends SIGTERM: unwind so finally block
 signal.signal(signal.SIGTERM, _on_term)
 
 
+def send_burst(ws, cids: list[str], receiver: str, acked: dict[str, int]) -> None:
+    """Sends one message per client id on `ws`, pipelined, then reads until each is acked,
+    recording the message ids in `acked`; an error frame raises."""
+    for cid in cids:
+        ws.send(json.dumps({"message": "text " + cid, "receiver": receiver, "client_id": cid}))
+    pending = set(cids)
+    while pending:
+        f = json.loads(ws.recv(timeout=5))
+        if f.get("type") == "message.ack":
+            acked[f["client_id"]] = f["id"]
+            pending.discard(f["client_id"])
+        elif f.get("type") == "error":
+            raise RuntimeError(f"error frame {f}")
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

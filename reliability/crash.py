@@ -40,7 +40,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import PASSWORD, Report, Server, rand_name, rebuild_digests, replay_events, tool  # noqa: E402
+from common import PASSWORD, Report, Server, rand_name, rebuild_digests, replay_events, send_burst, tool  # noqa: E402
 
 from websockets.sync.client import connect as ws_connect  # noqa: E402
 
@@ -82,16 +82,7 @@ class Load(threading.Thread):
                     n += 1
                     burst.append(cid)
                     self.sent_msgs.append(cid)
-                    ws.send(json.dumps({"message": "text " + cid, "receiver": self.bob["username"],
-                                        "client_id": cid}))
-                pending = set(burst)
-                while pending:
-                    f = json.loads(ws.recv(timeout=5))
-                    if f.get("type") == "message.ack":
-                        self.acked_msgs[f["client_id"]] = f["id"]
-                        pending.discard(f["client_id"])
-                    elif f.get("type") == "error":
-                        raise RuntimeError(f"error frame {f}")
+                send_burst(ws, burst, self.bob["username"], self.acked_msgs)
         except Exception as e:  # the kill ends the load with some connection error
             self.error = f"{type(e).__name__}: {e}"
 

@@ -64,7 +64,7 @@ import time
 from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import PASSWORD, REPO, Report, Server, StartFailed, rand_name, tool  # noqa: E402
+from common import PASSWORD, REPO, Report, Server, StartFailed, rand_name, send_burst, tool  # noqa: E402
 
 import requests  # noqa: E402
 from websockets.sync.client import connect as ws_connect  # noqa: E402
@@ -202,15 +202,7 @@ class Sender(threading.Thread):
                     n += 1
                     burst.append(cid)
                     self.sent.append(cid)
-                    ws.send(json.dumps({"message": "text " + cid, "receiver": self.receiver, "client_id": cid}))
-                pending = set(burst)
-                while pending:
-                    f = json.loads(ws.recv(timeout=5))
-                    if f.get("type") == "message.ack":
-                        self.acked[f["client_id"]] = f["id"]
-                        pending.discard(f["client_id"])
-                    elif f.get("type") == "error":
-                        raise RuntimeError(f"error frame {f}")
+                send_burst(ws, burst, self.receiver, self.acked)
         except Exception as e:  # the kill ends the load with some connection error
             self.error = f"{type(e).__name__}: {e}"
 
@@ -249,6 +241,22 @@ def history_by_text(srv: Server, token: str, convs: list[str]) -> tuple[dict[str
         for m in hist:
             by_text.setdefault(m["message"], []).append(m["id"])
     return by_text, problems
+
+
+def check_acked_in_history(rep: Report, srv: Server, where: str, bob: dict, convs: list[str],
+                           acked: dict[str, int]) -> tuple[int, dict[str, list[int]]]:
+    """Checks that every acked client id's message is in bob's history once, with its id;
+    returns how many were and the history by text."""
+    tok = srv.login(bob["username"])["access"]
+    by_text, problems = history_by_text(srv, tok, convs)
+    for p in problems:
+        rep.check(False, f"{where}: {p}")
+    found = 0
+    for cid, mid in acked.items():
+        got = by_text.get("text " + cid)
+        if rep.check(got == [mid], f"{where}: acked {cid} -> {mid} found as {got}"):
+            found += 1
+    return found, by_text
 
 
 def snapshot_seqs(data: str) -> list[int]:
@@ -486,14 +494,7 @@ def campaign_kills(rep: Report, cycles: int, a: Server, node, pg: PgCluster, bas
         t = time.monotonic()
         b.start()
         b_start.append(time.monotonic() - t)
-        tok = b.login(bob["username"])["access"]
-        by_text, problems = history_by_text(b, tok, convs)
-        for p in problems:
-            rep.check(False, f"cycle {cycle} node B: {p}")
-        for cid, mid in all_acked.items():
-            got = by_text.get("text " + cid)
-            if rep.check(got == [mid], f"cycle {cycle} node B (fresh dir): acked {cid} -> {mid} found as {got}"):
-                checked_b += 1
+        checked_b += check_acked_in_history(rep, b, f"cycle {cycle} node B (fresh dir)", bob, convs, all_acked)[0]
         for name in reg.acked + random.sample(all_regs, min(3, len(all_regs))):
             r = b.post("/api/login/", {"username": name, "password": PASSWORD})
             if rep.check(r.status_code == 200, f"cycle {cycle} node B: acked user {name} login {r.status_code}"):
@@ -512,14 +513,8 @@ def campaign_kills(rep: Report, cycles: int, a: Server, node, pg: PgCluster, bas
             starts["refetched"] += 1
         if "fetched seqs" in out:
             starts["fetched"] += 1
-        tok = a.login(bob["username"])["access"]
-        by_text, problems = history_by_text(a, tok, convs)
-        for p in problems:
-            rep.check(False, f"cycle {cycle} node A: {p}")
-        for cid, mid in all_acked.items():
-            got = by_text.get("text " + cid)
-            if rep.check(got == [mid], f"cycle {cycle} node A (restarted): acked {cid} -> {mid} found as {got}"):
-                checked_a += 1
+        found, by_text = check_acked_in_history(rep, a, f"cycle {cycle} node A (restarted)", bob, convs, all_acked)
+        checked_a += found
         unacked = [cid for th in load for cid in th.sent if cid not in th.acked]
         for cid in unacked:
             got = by_text.get("text " + cid)
