@@ -84,10 +84,13 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
         ),
-        .testTarget(
-            name: "EventLogTests",
-            dependencies: ["EventLog", .product(name: "PostgresNIO", package: "postgres-nio")]
+        .target(
+            name: "PostgresTestSupport",
+            dependencies: ["EventLog", .product(name: "PostgresNIO", package: "postgres-nio"),
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Tests/PostgresTestSupport"
         ),
+        .testTarget(name: "EventLogTests", dependencies: ["EventLog", "PostgresTestSupport"]),
         .testTarget(
             name: "ProjectionsTests",
             dependencies: ["Projections", "EventLog", .product(name: "Crypto", package: "swift-crypto")],
@@ -107,7 +110,7 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "CLITests", dependencies: ["EventLog", "Projections"]),
+        .testTarget(name: "CLITests", dependencies: ["EventLog", "Projections", "PostgresTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -10,18 +10,25 @@ import PostgresNIO
 extension PostgresLog {
     /// The stored wrapped name index key, storing `make()`'s first when there is none.
     public func indexKey(orStore make: () throws -> [UInt8]) throws -> [UInt8] {
-        let select: PostgresQuery = "SELECT value FROM chat_es_meta WHERE key = 'name_index_key'"
-        var result = try blocking(select)
-        if result.rows.isEmpty {
-            // Two nodes starting at once may both get here: the first insert wins, both read it.
-            _ = try blocking(("""
-                INSERT INTO chat_es_meta (key, value) VALUES ('name_index_key', \(hexString(try make())))
-                ON CONFLICT DO NOTHING
-                """))
-            result = try blocking(select)
+        if let stored = try existingIndexKey() { return stored }
+        // Two nodes starting at once may both get here: the first insert wins, both read it.
+        _ = try blocking(("""
+            INSERT INTO chat_es_meta (key, value) VALUES ('name_index_key', \(hexString(try make())))
+            ON CONFLICT DO NOTHING
+            """))
+        guard let stored = try existingIndexKey() else {
+            throw PostgresLogError.damaged("the name index key in \(url) is missing")
         }
-        guard let text = try result.rows.first?.decode(String.self), let bytes = Self.bytes(hex: text) else {
-            throw PostgresLogError.damaged("the name index key in \(url) is missing or damaged")
+        return stored
+    }
+
+    /// The stored wrapped name index key; nil when the database has no key store (a log from
+    /// before encryption).
+    public func existingIndexKey() throws -> [UInt8]? {
+        let result = try blocking("SELECT value FROM chat_es_meta WHERE key = 'name_index_key'")
+        guard let text = try result.rows.first?.decode(String.self) else { return nil }
+        guard let bytes = Self.bytes(hex: text) else {
+            throw PostgresLogError.damaged("the name index key in \(url) is damaged")
         }
         return bytes
     }

@@ -62,6 +62,12 @@ public final class KeyStore: @unchecked Sendable {
         guard let stored = persistence.existingIndexKey() else {
             throw KeyStoreError("no key store at \(persistence.location)")
         }
+        return try openReadOnly(persistence: persistence, indexKey: stored, master: master)
+    }
+
+    /// The key store kept by `persistence`, whose wrapped index key is `stored`, for the audit
+    /// tools: nothing is created or repaired.
+    public static func openReadOnly(persistence: any KeyPersistence, indexKey stored: [UInt8], master: MasterKey) throws -> KeyStore {
         let store = KeyStore(persistence: persistence, master: master,
                              nameIndex: try readIndexKey(stored, persistence.location, master), writable: false)
         try store.load(persistence.loadAll(repair: false))

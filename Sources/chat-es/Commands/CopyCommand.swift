@@ -48,7 +48,7 @@ struct CopyCommand: AsyncParsableCommand {
                 if let copied { out.appendLine("user keys:          \(copied) copied, still wrapped by the source's master key") }
             } else if let url = source {
                 let copied = try await withPostgresLog(url) { try Self.copyKeys(from: $0, into: to) }
-                out.appendLine("user keys:          \(copied) copied, still wrapped by the nodes' master key")
+                if let copied { out.appendLine("user keys:          \(copied) copied, still wrapped by the nodes' master key") }
             }
             out.appendLine("source head digest: \(copied.source.0) \(hexString(copied.source.1))")
             out.appendLine("target head digest: \(copied.target.0) \(hexString(copied.target.1))")
@@ -147,10 +147,11 @@ extension CopyCommand {
         return entries.count
     }
 
-    /// Copies the database's wrapped keys into `<dataDirectory>/keys`, made afresh.
-    static func copyKeys(from store: PostgresLog, into dataDirectory: String) throws -> Int {
+    /// Copies the database's wrapped keys into `<dataDirectory>/keys`, made afresh; nil when
+    /// the database has no key store.
+    static func copyKeys(from store: PostgresLog, into dataDirectory: String) throws -> Int? {
+        guard let index = try store.existingIndexKey() else { return nil }
         let files = try FileKeyPersistence.open(dataDirectory: dataDirectory)
-        let index = try store.indexKey(orStore: { throw ToolError.problem("the database has no key store") })
         guard try files.indexKey(orStore: { index }) == index else {
             throw ToolError.problem("\(files.directory) holds another key store")
         }

@@ -62,7 +62,7 @@ struct ReplayCommand: ParsableCommand {
     func run() throws {
         try withToolExitCodes {
             let logDirectory = try data.existingLogDirectory()
-            let access = try PersonalAccess(dataDirectory: data.path, openFields: includeSecrets,
+            let access = try PersonalAccess(data: data, openFields: includeSecrets,
                                             resolveNames: users.contains { UInt32($0) == nil })
             var filter = try ReplayFilter(
                 from: from, to: to, since: since, until: until, types: types, users: users,

@@ -1,18 +1,23 @@
 import Foundation
 import Logging
 import PostgresNIO
-@testable import EventLog
+import EventLog
 
 /// The PostgreSQL server the tests use: `CHAT_ES_TEST_POSTGRES=postgres://user@host:port` when
 /// set; otherwise, when Debian's postgresql is installed, a throwaway cluster this test process
 /// starts with `scripts/pg-temp.sh` on first use and stops at exit. Without either, the tests
 /// that need it are skipped (and say why).
-enum PostgresTestServer {
-    static let base: String? = ProcessInfo.processInfo.environment["CHAT_ES_TEST_POSTGRES"] ?? startThrowawayCluster()
-    static var available: Bool { base != nil }
+public enum PostgresTestServer {
+    public static let base: String? = ProcessInfo.processInfo.environment["CHAT_ES_TEST_POSTGRES"] ?? startThrowawayCluster()
+    public static var available: Bool { base != nil }
 
     /// A new, empty database on that server, for one test.
-    static func freshDatabase() async throws -> PostgresURL {
+    public static func freshDatabase() async throws -> PostgresURL {
+        try PostgresURL(try await freshDatabaseAddress())
+    }
+
+    /// The `postgres://` address of a new, empty database, for a test that runs the CLI.
+    public static func freshDatabaseAddress() async throws -> String {
         let base = base!
         let admin = try PostgresURL(base + "/postgres")
         let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(20).lowercased()
@@ -20,7 +25,7 @@ enum PostgresTestServer {
                                                               logger: Logger(label: "test"))
         try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: Logger(label: "test"))
         try await connection.close()
-        return try PostgresURL(base + "/" + name)
+        return base + "/" + name
     }
 
     private static func startThrowawayCluster() -> String? {
