@@ -143,6 +143,9 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
                 return
             } catch let error as PostgresLogError {
                 throw error
+            } catch where !Self.isTransient(error) {
+                // A statement the database refuses for good would be refused forever.
+                throw error
             } catch {
                 markUnavailable(error)
                 dropConnection()
@@ -233,9 +236,18 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
         case let .success(result):
             return result
         case let .failure(error):
-            if Self.isConnectionFailure(error) { markUnavailable(error) }
+            if Self.isTransient(error) { markUnavailable(error) }
             throw error
         }
+    }
+
+    /// True for errors worth retrying: the connection, or the server's classes for a shutdown
+    /// or restart (57), lack of resources (53), a lost connection (08) or a rolled-back
+    /// transaction (40).
+    static func isTransient(_ error: any Error) -> Bool {
+        if isConnectionFailure(error) { return true }
+        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
+        return ["08", "40", "53", "57"].contains(String(state.prefix(2)))
     }
 
     /// True for errors of reaching the database, as opposed to a statement it refused.
