@@ -218,8 +218,6 @@ public final class ChatService: @unchecked Sendable {
         let snapshots = lock.withLock { _snapshots }
         snapshots?.stop()
         let store = lock.withLock { _store }
-        // A writer waiting out a database outage would hold the close forever: give up its batch.
-        if let store, !store.isAvailable { await store.close() }
         if let ledger {
             await ledger.log.close()
             await writeShutdownSnapshot(ledger, snapshots: snapshots)

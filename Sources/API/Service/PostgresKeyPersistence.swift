@@ -17,15 +17,12 @@ public struct PostgresKeyPersistence: KeyPersistence {
     }
 
     public var location: String { "PostgreSQL \(log.url) (table chat_es_user_keys)" }
-    public var isShared: Bool { true }
 
     public func indexKey(orStore make: () throws -> [UInt8]) throws -> [UInt8] { try storing { try log.indexKey(orStore: make) } }
 
     public func loadAll(repair: Bool) throws -> [WrappedKeyEntry] {
         try storing { try log.allWrappedKeys().map { WrappedKeyEntry(user: $0.0, wrapped: $0.1) } }
     }
-
-    public func load(_ user: UInt32) throws -> [UInt8]? { try storing { try log.wrappedKey(of: user) } }
 
     public func add(_ entries: [WrappedKeyEntry]) throws { try storing { try log.storeWrappedKeys(entries.map { ($0.user, $0.wrapped) }) } }
 

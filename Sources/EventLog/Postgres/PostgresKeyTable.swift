@@ -41,11 +41,6 @@ extension PostgresLog {
         }
     }
 
-    public func wrappedKey(of user: UInt32) throws -> [UInt8]? {
-        let result = try blocking("SELECT wrapped FROM chat_es_user_keys WHERE user_id = \(Int64(user))")
-        return try result.rows.first.map { Array(try $0.decode(ByteBuffer.self).readableBytesView) }
-    }
-
     /// Stores the keys, replacing a key left by a registration that never reached the log.
     public func storeWrappedKeys(_ entries: [(UInt32, [UInt8])]) throws {
         for (user, wrapped) in entries {

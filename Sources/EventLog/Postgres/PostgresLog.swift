@@ -23,7 +23,6 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     /// writer, a key written inside the Ledger) waits for this loop only, never for the
     /// server's loops or Swift's task pool, so waiting cannot deadlock them.
     private static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    private var group: MultiThreadedEventLoopGroup { Self.loops }
     private let lock = NSLock()
     private var connection: EventLoopFuture<PostgresConnection>?
     private var available = true
@@ -80,14 +79,14 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     /// The last seq stored and its batch header hash; (0, zeros) when empty.
     public func head() async throws -> (seq: UInt64, hash: [UInt8]) {
         let result = try await query("SELECT last_seq, header_hash FROM chat_es_batches ORDER BY first_seq DESC LIMIT 1")
-        guard let row = result.rows.first else { return (0, [UInt8](repeating: 0, count: 32)) }
+        guard let row = result.rows.first else { return (0, BatchHeader.zeroHash) }
         let (seq, hash) = try row.decode((Int64, ByteBuffer).self)
         return (UInt64(seq), Array(hash.readableBytesView))
     }
 
     /// The header hash of the batch ending at `seq`, nil when no stored batch ends there.
     public func hash(endingAt seq: UInt64) async throws -> [UInt8]? {
-        if seq == 0 { return [UInt8](repeating: 0, count: 32) }
+        if seq == 0 { return BatchHeader.zeroHash }
         let result = try await query("SELECT header_hash FROM chat_es_batches WHERE last_seq = \(Int64(seq))")
         return try result.rows.first.map { Array(try $0.decode(ByteBuffer.self).readableBytesView) }
     }
@@ -272,7 +271,7 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     }
 
     private func probe() {
-        group.next().scheduleTask(in: .milliseconds(500)) {
+        Self.loops.next().scheduleTask(in: .milliseconds(500)) {
             self.run("SELECT 1").whenComplete { result in
                 let again = self.lock.withLock { () -> Bool in
                     if self.closed { self.probing = false; return false }
@@ -304,7 +303,7 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
 
     private func connected() -> EventLoopFuture<PostgresConnection> {
         lock.withLock {
-            let loop = group.next()
+            let loop = Self.loops.next()
             if closed { return loop.makeFailedFuture(PostgresLogError.closed) }
             if let connection { return connection }
             let id = nextConnectionId

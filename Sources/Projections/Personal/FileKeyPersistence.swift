@@ -13,7 +13,6 @@ public struct FileKeyPersistence: KeyPersistence {
 
     public let directory: String
     public var location: String { directory }
-    public var isShared: Bool { false }
 
     public init(directory: String) {
         self.directory = directory
@@ -70,13 +69,6 @@ public struct FileKeyPersistence: KeyPersistence {
             }
         }
         return out
-    }
-
-    public func load(_ user: UInt32) throws -> [UInt8]? {
-        guard user >= 1, let bytes = DurableFiles.readFile(directory + "/" + Self.shardName(Self.shard(of: user))) else { return nil }
-        var found: [UInt8]?
-        Self.forEachEntry(bytes) { id, key in if id == user { found = Array(key) } }
-        return found
     }
 
     public func add(_ entries: [WrappedKeyEntry]) throws {

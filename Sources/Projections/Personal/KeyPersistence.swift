@@ -14,14 +14,10 @@ public struct WrappedKeyEntry: Sendable, Equatable {
 public protocol KeyPersistence: Sendable {
     /// A directory or a database, for messages.
     var location: String { get }
-    /// True when other processes add keys meanwhile, so a missing key is worth a lookup.
-    var isShared: Bool { get }
     /// The wrapped name index key, storing `make()`'s first when there is none yet.
     func indexKey(orStore make: () throws -> [UInt8]) throws -> [UInt8]
     /// Every stored entry; `repair` may cut a torn last write.
     func loadAll(repair: Bool) throws -> [WrappedKeyEntry]
-    /// One user's entry, nil when there is none.
-    func load(_ user: UInt32) throws -> [UInt8]?
     func add(_ entries: [WrappedKeyEntry]) throws
     /// Removes the users' entries so that no copy stays where this persistence keeps them.
     func remove(_ users: [UInt32]) throws

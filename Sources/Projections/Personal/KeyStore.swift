@@ -120,11 +120,6 @@ public final class KeyStore: @unchecked Sendable {
     public func key(for user: UInt32) -> DataKey? {
         lock.withLock {
             let slot = Int(user) - 1
-            if user >= 1, slot >= state.count || state[slot] == 0, persistence.isShared,
-               let fetched = try? persistence.load(user) {
-                // Made by another node since this one loaded its keys.
-                store(user, wrapped: fetched[...])
-            }
             guard user >= 1, slot < state.count, state[slot] != 0 else { return nil }
             if let key = ready[user] { return key }
             if ready.count >= Self.keyCacheLimit { ready.removeAll(keepingCapacity: true) }

@@ -41,6 +41,13 @@ public struct MasterKey: Sendable {
         return try load(dataDirectory: dataDirectory, environment: [:], create: false)
     }
 
+    /// The master key of nodes that share a database and were given no `CHAT_ES_MASTER_KEY`:
+    /// derived from their shared token secret (HKDF, under the wrapping key's own label, so the
+    /// signing key and the wrapping key stay apart).
+    public static func derived(fromSharedSecret secret: [UInt8]) throws -> MasterKey {
+        try MasterKey(material: secret, source: "CHAT_ES_SECRET (\(environmentVariable) unset)")
+    }
+
     /// Wraps a 32-byte key with AES-256-GCM; `context` (the entry's purpose and owner) is
     /// authenticated, so a wrapped key cannot be moved to another entry.
     func wrap(_ key: UnsafeRawBufferPointer, context: [UInt8]) throws -> [UInt8] {

@@ -1,3 +1,4 @@
+import API
 import ArgumentParser
 import EventLog
 import Foundation
@@ -36,20 +37,26 @@ struct CopyCommand: AsyncParsableCommand {
             let copied: (source: (UInt64, [UInt8]), target: (UInt64, [UInt8]))
             switch (source, target) {
             case let (nil, .some(url)):
-                copied = try await copyIntoPostgres(DataDirectoryOptions(path: from).existingLogDirectory(), url, progress)
+                let logDirectory = try DataDirectoryOptions(path: from).existingLogDirectory()
+                copied = try await withPostgresLog(url) { store in
+                    let heads = try await copyInto(store, from: logDirectory, progress)
+                    if let keys = try Self.copyKeys(from: from + "/keys", into: store) {
+                        out.appendLine("user keys:          \(keys) copied, still wrapped by the source's master key")
+                    }
+                    return heads
+                }
             case let (.some(url), nil):
-                copied = try await copyFromPostgres(url, to + "/log", progress)
+                copied = try await withPostgresLog(url) { store in
+                    let heads = try await copyFrom(store, into: to + "/log", progress)
+                    if let keys = try Self.copyKeys(from: store, into: to) {
+                        out.appendLine("user keys:          \(keys) copied, still wrapped by the nodes' master key")
+                    }
+                    return heads
+                }
             default:
                 throw ToolError.usage("copy goes between a data directory and a postgres:// URL (one of each)")
             }
             progress.finish()
-            if let url = target {
-                let copied = try await withPostgresLog(url) { try Self.copyKeys(from: from + "/keys", into: $0) }
-                if let copied { out.appendLine("user keys:          \(copied) copied, still wrapped by the source's master key") }
-            } else if let url = source {
-                let copied = try await withPostgresLog(url) { try Self.copyKeys(from: $0, into: to) }
-                if let copied { out.appendLine("user keys:          \(copied) copied, still wrapped by the nodes' master key") }
-            }
             out.appendLine("source head digest: \(copied.source.0) \(hexString(copied.source.1))")
             out.appendLine("target head digest: \(copied.target.0) \(hexString(copied.target.1))")
             guard copied.source == copied.target else {
@@ -62,11 +69,6 @@ struct CopyCommand: AsyncParsableCommand {
     }
 
     /// Appends the directory's batches after the database's head, in transactions of a few MiB.
-    private func copyIntoPostgres(_ logDirectory: String, _ url: PostgresURL, _ progress: ProgressBar) async throws
-        -> (source: (UInt64, [UInt8]), target: (UInt64, [UInt8])) {
-        try await withPostgresLog(url) { store in try await copyInto(store, from: logDirectory, progress) }
-    }
-
     private func copyInto(_ store: PostgresLog, from logDirectory: String, _ progress: ProgressBar) async throws
         -> (source: (UInt64, [UInt8]), target: (UInt64, [UInt8])) {
         let start = try await store.head()
@@ -106,14 +108,12 @@ struct CopyCommand: AsyncParsableCommand {
     }
 
     /// Fetches the database's batches after the directory's head into plain segment files.
-    private func copyFromPostgres(_ url: PostgresURL, _ logDirectory: String, _ progress: ProgressBar) async throws
+    private func copyFrom(_ store: PostgresLog, into logDirectory: String, _ progress: ProgressBar) async throws
         -> (source: (UInt64, [UInt8]), target: (UInt64, [UInt8])) {
-        try await withPostgresLog(url) { store in
-            let head = try await store.head()
-            progress.setTotal(head.seq)
-            let written = try await store.download(into: logDirectory) { seq, _ in progress.update(seq) }
-            return ((head.seq, head.hash), (written.seq, written.hash))
-        }
+        let head = try await store.head()
+        progress.setTotal(head.seq)
+        let written = try await store.download(into: logDirectory) { seq, _ in progress.update(seq) }
+        return ((head.seq, head.hash), (written.seq, written.hash))
     }
 }
 
@@ -136,14 +136,15 @@ extension CopyCommand {
     /// since an earlier copy). Nil when the directory has no key store.
     static func copyKeys(from keyDirectory: String, into store: PostgresLog) throws -> Int? {
         let files = FileKeyPersistence(directory: keyDirectory)
+        let database = PostgresKeyPersistence(log: store)
         guard let index = files.existingIndexKey() else { return nil }
-        guard try store.indexKey(orStore: { index }) == index else {
+        guard try database.indexKey(orStore: { index }) == index else {
             throw ToolError.problem("the database holds another name index key: it is not this log's key store")
         }
         let entries = try files.loadAll(repair: false)
-        try store.storeWrappedKeys(entries.map { ($0.user, $0.wrapped) })
+        try database.add(entries)
         let kept = Set(entries.map(\.user))
-        try store.deleteWrappedKeys(try store.allWrappedKeys().map(\.0).filter { !kept.contains($0) })
+        try database.remove(try database.loadAll(repair: false).map(\.user).filter { !kept.contains($0) })
         return entries.count
     }
 
@@ -155,7 +156,7 @@ extension CopyCommand {
         guard try files.indexKey(orStore: { index }) == index else {
             throw ToolError.problem("\(files.directory) holds another key store")
         }
-        let entries = try store.allWrappedKeys().map { WrappedKeyEntry(user: $0.0, wrapped: $0.1) }
+        let entries = try PostgresKeyPersistence(log: store).loadAll(repair: false)
         try files.remove(try files.loadAll(repair: false).map(\.user))
         try files.add(entries)
         return entries.count

@@ -47,8 +47,7 @@ struct PersonalAccess {
             master = try MasterKey.load(dataDirectory: dataDirectory, environment: environment, create: false)
             if master == nil, let secret = environment["CHAT_ES_SECRET"], !secret.isEmpty {
                 // As `serve --postgres` derives it when CHAT_ES_MASTER_KEY is unset.
-                master = try MasterKey(material: SecretMaterial.bytes(of: secret, source: "CHAT_ES_SECRET"),
-                                       source: "CHAT_ES_SECRET (CHAT_ES_MASTER_KEY unset)")
+                master = try MasterKey.derived(fromSharedSecret: SecretMaterial.bytes(of: secret, source: "CHAT_ES_SECRET"))
             }
         } catch {
             throw ToolError.usage("\(error)")

@@ -71,9 +71,8 @@ struct ServeCommand: AsyncParsableCommand {
             // The file is created only once the log is known to be in the encrypted format.
             masterKey = try MasterKey.load(dataDirectory: data, environment: env, create: false)
             if postgresURL != nil && masterKey == nil {
-                // Every node derives the same master key from the secret they share (HKDF with
-                // a label of its own, so the signing key and the wrapping key stay apart).
-                masterKey = try MasterKey(material: secret, source: "CHAT_ES_SECRET (CHAT_ES_MASTER_KEY unset)")
+                // Every node derives the same master key from the secret they share.
+                masterKey = try MasterKey.derived(fromSharedSecret: secret)
             }
         } catch {
             // A bad secret is not a usage error: say only what is wrong and how to fix it.
