@@ -102,6 +102,7 @@ let package = Package(
                 "API",
                 "EventLog",
                 "Projections",
+                "PostgresTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),

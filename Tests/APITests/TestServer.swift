@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 @testable import API
+import EventLog
 import Projections
 
 /// A service over a fresh temporary data directory, with cheap password hashing.
@@ -18,11 +19,13 @@ final class TestData {
 
     /// A service over this directory; `start: false` leaves it as it is while the log replays.
     func service(start: Bool = true, accessLifetime: Int64 = 300, refreshLifetime: Int64 = 86_400,
-                 snapshots: SnapshotPolicy = SnapshotPolicy(events: 0)) async throws -> ChatService {
-        let config = ServerConfig(dataDirectory: path, port: 0, durability: "always", passwordIterations: 1000,
+                 snapshots: SnapshotPolicy = SnapshotPolicy(events: 0), postgres: PostgresURL? = nil) async throws -> ChatService {
+        var config = ServerConfig(dataDirectory: path, port: 0, durability: "always", passwordIterations: 1000,
                                   accessLifetime: accessLifetime, refreshLifetime: refreshLifetime,
                                   socketRate: 1000, socketBurst: 1000, loginFailuresPerUser: 3,
-                                  secret: Array("test-secret-test-secret-test-secret!".utf8), snapshots: snapshots)
+                                  secret: Array("test-secret-test-secret-test-secret!".utf8), snapshots: snapshots,
+                                  postgres: postgres)
+        if postgres != nil { config.masterKey = try MasterKey.derived(fromSharedSecret: config.secret) }
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let service = await ChatService(config: config, logger: logger)
@@ -69,8 +72,8 @@ extension Ledger {
     }
 
     /// A live session of `userId`, as an access token of it would name it.
-    func session(of userId: UInt32) throws -> VerifiedToken {
-        let opened = try login(userId: userId)
+    func session(of userId: UInt32) async throws -> VerifiedToken {
+        let opened = try await login(userId: userId)
         return VerifiedToken(userId: userId, sessionId: opened.session, jti: opened.jti, kind: "access")
     }
 }

@@ -17,7 +17,7 @@ import Projections
             case .userLoggedOut(let e): e.sessionId == session
             case .socketConnected(let e): e.userId == user
             case .socketDisconnected(let e): e.userId == user
-            case .serverStarted: false
+            case .serverStarted, .nodeLeft: false
             case .chatStarted(let e): e.userA == user || e.userB == user
             case .messageSent(let e): e.senderId == user || e.receiverId == user
             case .userErased(let e): e.userId == user

@@ -35,6 +35,29 @@ import Testing
         #expect(try LogVerifier.verify(directory: copy.path).headSeq == 120)
     }
 
+    @Test func anOpenLogTakesCommittedBatchesVerbatim() async throws {
+        let source = TempDir()
+        let node = TempDir()
+        try await makeLog(source.path, batches: 12)
+        let batches = try LogBatchReader(directory: source.path).next(limit: 100)
+        let log = try EventLog.open(directory: node.path, options: EventLogOptions(segmentBytes: 256, durability: .never))
+        let durable = Seqs()
+        log.onDurable { durable.add($0) }
+        #expect(throws: EventLogError.self) { _ = try log.appendCommitted(Array(batches[1...])) }
+        let records = try log.appendCommitted(Array(batches[..<5]))
+        #expect(records.map(\.seq) == Array(1...15))
+        #expect(records[4].payload == record(4).payload)
+        _ = try log.appendCommitted(Array(batches[5...]))
+        #expect(log.durableSeq == 36 && log.nextAssignedSeq == 37)
+        #expect(durable.all.last == 36)
+        // Its own records continue the chain, and history reads the others' records by seq.
+        try await log.append(record(36))
+        #expect(try log.read(seq: 20).payload == record(19).payload)
+        await log.close()
+        let verified = try LogVerifier.verify(directory: node.path)
+        #expect(verified.headSeq == 37)
+    }
+
     @Test func appendRefusesABatchThatDoesNotContinueTheChain() async throws {
         let source = TempDir()
         let copy = TempDir()
@@ -81,4 +104,12 @@ import Testing
         #expect(batches.count == 5)
         #expect(fileSize(last) == size + 20, "a reader never truncates")
     }
+}
+
+/// Seqs reported durable, across threads.
+private final class Seqs: @unchecked Sendable {
+    private let lock = NSLock()
+    private var seqs: [UInt64] = []
+    func add(_ seq: UInt64?) { lock.withLock { if let seq { seqs.append(seq) } } }
+    var all: [UInt64] { lock.withLock { seqs } }
 }

@@ -106,21 +106,60 @@ struct PostgresLogTests {
         await otherStore.close()
     }
 
-    @Test func oneWriterPerDatabase() async throws {
+    @Test func theWriteTurnIsOneNodesAtATime() async throws {
         let url = try await PostgresTestServer.freshDatabase()
-        let first = try await PostgresLog.open(url: url, writer: true)
-        await #expect(throws: PostgresLogError.self) { _ = try await PostgresLog.open(url: url, writer: true) }
-        let reader = try await PostgresLog.open(url: url)
-        #expect(try await reader.head().seq == 0, "readers need no lock")
+        let first = try await PostgresLog.open(url: url)
+        let second = try await PostgresLog.open(url: url)
+        try await first.lockTurn(timeout: 5)
+        await #expect(throws: (any Error).self) { try await second.lockTurn(timeout: 0.2) }
+        await first.unlockTurn()
+        try await second.lockTurn(timeout: 5)
+        await second.unlockTurn()
+        // A node that dies gives the turn up with its session.
+        try await first.lockTurn(timeout: 5)
         await first.close()
-        // The lock goes with the first writer's session.
-        var second: PostgresLog?
-        for _ in 0..<50 where second == nil {
-            second = try? await PostgresLog.open(url: url, writer: true)
-            if second == nil { try await Task.sleep(nanoseconds: 20_000_000) }
-        }
-        #expect(second != nil)
-        await second?.close()
-        await reader.close()
+        try await second.lockTurn(timeout: 5)
+        await second.close()
     }
+
+    @Test func nodesAndTheirHeartbeats() async throws {
+        let url = try await PostgresTestServer.freshDatabase()
+        let store = try await PostgresLog.open(url: url)
+        try await store.registerNode(epoch: 3, node: "n1", address: "a:1")
+        try await store.registerNode(epoch: 4, node: "n2", address: "a:2")
+        #expect(try await store.epochs(ofNode: "n1") == [3])
+        #expect(try await store.staleNodes(olderThan: 60).isEmpty)
+        try await Task.sleep(nanoseconds: 300_000_000)
+        try await store.heartbeat(epoch: 4)
+        #expect(try await store.staleNodes(olderThan: 0.2) == [3])
+        try await store.removeNode(epoch: 3)
+        #expect(try await store.liveNodes().map(\.epoch) == [4])
+        await store.close()
+    }
+
+    @Test func aCommittedBatchIsAnnounced() async throws {
+        let url = try await PostgresTestServer.freshDatabase()
+        let store = try await PostgresLog.open(url: url)
+        let heard = Heard()
+        let listener = PostgresLog.listen(url: url, logger: .init(label: "test")) { heard.add() }
+        // The listener says it is there once (it may have missed a batch while away).
+        for _ in 0..<100 where heard.count < 1 { try await Task.sleep(nanoseconds: 20_000_000) }
+        let before = heard.count
+        let dir = TempDir()
+        let log = try EventLog.open(directory: dir.path, options: EventLogOptions(durability: .never, mirror: store))
+        try await log.append(NewRecord(timestamp: 1, type: 1, version: 1, payload: [1]))
+        for _ in 0..<100 where heard.count == before { try await Task.sleep(nanoseconds: 20_000_000) }
+        #expect(heard.count > before)
+        listener.cancel()
+        await log.close()
+        await store.close()
+    }
+}
+
+/// Notifications counted across threads.
+private final class Heard: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func add() { lock.withLock { n += 1 } }
+    var count: Int { lock.withLock { n } }
 }

@@ -19,7 +19,7 @@ import Testing
 
     @Test func everyTypeIsCovered() {
         #expect(Set(sampleEvents.map(\.type)) == Set(EventType.allCases))
-        #expect(EventType.allCases.map(\.rawValue) == Array(1...11))
+        #expect(EventType.allCases.map(\.rawValue) == Array(1...12))
         #expect(sampleEvents.contains { $0.version == 2 && $0.type == .userRegistered }, "a sealed registration")
         #expect(sampleEvents.contains { $0.version == 3 && $0.type == .messageSent }, "a sealed message")
     }

@@ -137,4 +137,6 @@ let sampleEvents: [Event] = [
     .messageSent(MessageSent(conversation: 1, senderId: 2, receiverId: 1, body: .sealed(Array(repeating: 9, count: 40)), clientId: "c-2")),
     .messageSent(MessageSent(conversation: 1, senderId: 2, receiverId: 1, body: .sealed([]), clientId: nil)),
     .userErased(UserErased(userId: 2)),
+    .serverStarted(ServerStarted(epoch: 4, shared: true)),
+    .nodeLeft(NodeLeft(epoch: 4)),
 ]

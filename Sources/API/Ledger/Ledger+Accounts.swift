@@ -13,7 +13,8 @@ extension Ledger {
 
     /// Registers with a fresh data key, durable in the key store before the event is reserved,
     /// so no durable registration is ever without its key.
-    func register(username: String, passwordHash: String) throws -> (UInt32, UInt64) {
+    func register(username: String, passwordHash: String) async throws -> (UInt32, UInt64) {
+        try await awaitTurn()
         if isNameTaken(username) {
             throw APIError(.conflict, "username_taken", "A user with that username already exists.")
         }
@@ -42,7 +43,12 @@ extension Ledger {
         return account(of: token.userId)?.passwordHash
     }
 
-    func login(userId: UInt32) throws -> (session: TokenID, jti: TokenID, seq: UInt64, presence: Fanout?) {
+    func login(userId: UInt32) async throws -> (session: TokenID, jti: TokenID, seq: UInt64, presence: Fanout?) {
+        try await awaitTurn()
+        // Erased on another node while the password was being checked.
+        guard views.users.isActive(userId) else {
+            throw APIError(.unauthorized, "no_active_account", "No active account found with the given credentials")
+        }
         let now = nowMicros
         let before = presenceState(userId, now: now)
         let session = TokenID.random()
@@ -65,7 +71,8 @@ extension Ledger {
         case invalid
     }
 
-    func refresh(_ token: VerifiedToken) throws -> RefreshOutcome {
+    func refresh(_ token: VerifiedToken) async throws -> RefreshOutcome {
+        try await awaitTurn()
         let now = nowMicros
         guard let session = views.sessions.session(token.sessionId), session.userId == token.userId,
               session.isOpen(now: now) else { return .invalid }
@@ -83,7 +90,8 @@ extension Ledger {
         return .rotated(newJti: newJti, seq: seq)
     }
 
-    func logout(userId: UInt32, refresh: VerifiedToken) throws -> (seq: UInt64, presence: Fanout?)? {
+    func logout(userId: UInt32, refresh: VerifiedToken) async throws -> (seq: UInt64, presence: Fanout?)? {
+        try await awaitTurn()
         let now = nowMicros
         guard refresh.userId == userId, let session = views.sessions.session(refresh.sessionId),
               session.userId == userId, session.isOpen(now: now), session.currentJti == refresh.jti else { return nil }
@@ -98,7 +106,8 @@ extension Ledger {
     /// friends see a deleted user go offline. The caller waits for the event to be durable and
     /// then destroys the key in the key store; a crash in between is finished at the next start
     /// (`ChatService.finishErasures`). Nil if the session is not live.
-    func erase(_ token: VerifiedToken) throws -> (seq: UInt64, presence: Fanout?)? {
+    func erase(_ token: VerifiedToken) async throws -> (seq: UInt64, presence: Fanout?)? {
+        try await awaitTurn()
         guard isLive(token) else { return nil }
         let user = token.userId
         let sessions = views.sessions.unendedSessions.filter { $0.userId == user }.map(\.sessionId)

@@ -24,7 +24,8 @@ extension Ledger {
         }
     }
 
-    func startChat(from token: VerifiedToken, with receiver: Receiver) throws -> (conversation: UInt32, created: Bool, seq: UInt64?, participants: [(UInt32, String)]) {
+    func startChat(from token: VerifiedToken, with receiver: Receiver) async throws -> (conversation: UInt32, created: Bool, seq: UInt64?, participants: [(UInt32, String)]) {
+        try await awaitTurn()
         guard isLive(token) else { throw APIError.tokenNotValid }
         let userId = token.userId
         guard let other = resolve(receiver) else { throw APIError(.notFound, "user_not_found", "Receiver not found.") }
@@ -53,28 +54,36 @@ extension Ledger {
     /// message's frames can overtake it).
     func send(from token: VerifiedToken, _ send: PreparedSend,
               onStored: (@Sendable (StoredMessage, [UInt32]) -> Void)? = nil) async throws -> SendOutcome {
-        guard isLive(token), send.sender == token.userId else { return Self.sessionEnded }
-        let sender = token.userId
-        guard let receiver = activeUserId(nameKey: send.receiverKey, name: send.receiverName) else {
-            return .rejected(code: "unknown_receiver", detail: "No user named \(send.receiverName).")
+        // Every suspension (the turn, a twin's durability) lets the world change: each pass
+        // checks everything again and decides only if it did not have to wait.
+        while true {
+            try await awaitTurn()
+            guard isLive(token), send.sender == token.userId else { return Self.sessionEnded }
+            let sender = token.userId
+            guard let receiver = activeUserId(nameKey: send.receiverKey, name: send.receiverName) else {
+                return .rejected(code: "unknown_receiver", detail: "No user named \(send.receiverName).")
+            }
+            guard receiver != sender else { return .rejected(code: "invalid_frame", detail: "You cannot send a message to yourself.") }
+            guard let conversation = views.conversations.conversation(between: sender, receiver) else {
+                return .rejected(code: "chat_not_started", detail: "Start a chat with /api/chat/start/ first.")
+            }
+            if let clientId = send.clientId {
+                switch try storedMessage(sender: sender, clientId: clientId) {
+                case let .found(stored): return .duplicate(stored)
+                case let .notDurable(seq):
+                    try await log.waitUntilDurable(seq)
+                    continue
+                case .none: break
+                }
+            }
+            let seq = try commit([.messageSent(MessageSent(
+                conversation: conversation, senderId: sender, receiverId: receiver, body: .sealed(send.box), clientId: send.clientId))])
+            let stored = StoredMessage(
+                id: seq, conversation: conversation, sender: name(of: sender), receiver: name(of: receiver),
+                text: send.text, timestamp: views.lastTimestamp, clientId: send.clientId)
+            onStored?(stored, [receiver, sender])
+            return .stored(stored)
         }
-        guard receiver != sender else { return .rejected(code: "invalid_frame", detail: "You cannot send a message to yourself.") }
-        guard let conversation = views.conversations.conversation(between: sender, receiver) else {
-            return .rejected(code: "chat_not_started", detail: "Start a chat with /api/chat/start/ first.")
-        }
-        if let clientId = send.clientId {
-            let (stored, waited) = try await storedMessage(sender: sender, clientId: clientId)
-            if let stored { return .duplicate(stored) }
-            // The wait may have let the session end.
-            if waited, !isLive(token) { return Self.sessionEnded }
-        }
-        let seq = try commit([.messageSent(MessageSent(
-            conversation: conversation, senderId: sender, receiverId: receiver, body: .sealed(send.box), clientId: send.clientId))])
-        let stored = StoredMessage(
-            id: seq, conversation: conversation, sender: name(of: sender), receiver: name(of: receiver),
-            text: send.text, timestamp: views.lastTimestamp, clientId: send.clientId)
-        onStored?(stored, [receiver, sender])
-        return .stored(stored)
     }
 
     /// One send of a batch: `onStored` as in `send(from:_:onStored:)`.
@@ -97,29 +106,25 @@ extension Ledger {
         return outcomes
     }
 
-    /// The message `sender` already stored under `clientId`, if any. The view's index knows a
-    /// message from the moment it is decided; a candidate not yet durable is waited for before
-    /// it is read back and compared, so a retry racing its original is matched, never stored twice.
-    /// Waiting suspends the actor, and a twin of this send may be stored meanwhile: so after a
-    /// wait the candidates are looked up again, and only a pass that did not wait says "new".
-    private func storedMessage(sender: UInt32, clientId: String) async throws -> (StoredMessage?, waited: Bool) {
-        var ruledOut = Set<UInt64>()
-        var everWaited = false
-        while true {
-            var waited = false
-            for seq in views.conversations.messageSeqCandidates(sender: sender, clientId: clientId)
-            where !ruledOut.contains(seq) {
-                if seq > log.durableSeq {
-                    try await log.waitUntilDurable(seq)
-                    waited = true
-                    everWaited = true
-                }
-                let m = try message(at: seq)
-                if m.clientId == clientId, m.senderId == sender { return (m, everWaited) }
-                ruledOut.insert(seq)
-            }
-            if !waited { return (nil, everWaited) }
+    /// What is stored under a client id: the view's index knows a message from the moment it is
+    /// decided, so a retry racing its original is matched, never stored twice.
+    enum ClientIdLookup {
+        case found(StoredMessage)
+        /// A candidate is not durable yet: wait for `seq`, then look again.
+        case notDurable(UInt64)
+        case none
+    }
+
+    /// The message `sender` already stored under `clientId`, if any. Candidates (the index keeps
+    /// hashes) are read back and compared; one not yet durable cannot be read yet.
+    private func storedMessage(sender: UInt32, clientId: String) throws -> ClientIdLookup {
+        let durable = log.durableSeq
+        for seq in views.conversations.messageSeqCandidates(sender: sender, clientId: clientId) {
+            if seq > durable { return .notDurable(seq) }
+            let m = try message(at: seq)
+            if m.clientId == clientId, m.senderId == sender { return .found(m) }
         }
+        return .none
     }
 
     /// A stored message read back from the log; its text is nil once its sender is erased.
@@ -132,7 +137,7 @@ extension Ledger {
     }
 
     /// The text of `m`, opened with its sender's key; nil if the sender is erased.
-    private func text(of m: MessageSent) -> String? {
+    func text(of m: MessageSent) -> String? {
         guard views.users.isActive(m.senderId) else { return nil }
         switch m.body {
         case .plain(let text):

@@ -13,7 +13,7 @@ import Projections
 public actor Ledger {
     public nonisolated let log: EventLog
     public nonisolated let keys: KeyStore
-    public private(set) var views: ProjectionSet
+    public internal(set) var views: ProjectionSet
     let settings: LedgerSettings
     /// Open sockets; sessions that end are told to it from inside the actor, so no frame
     /// decided later reaches their sockets.
@@ -25,6 +25,8 @@ public actor Ledger {
     var expiries = Heap<SessionExpiry>()
     /// Told of each new expiry, so the timer can wake for it.
     let expiryScheduled: @Sendable (Int64) -> Void
+    /// On a log shared by several nodes: when this node may decide (see `Ledger+Turns`).
+    var turn = WriteTurn()
 
     /// How a deleted user reads to everyone else.
     static let deletedName = "[deleted]"
@@ -47,9 +49,11 @@ public actor Ledger {
 
     var nowMicros: Int64 { currentMicros() }
 
-    /// Reserves, applies and returns the last seq of `events`.
+    /// Reserves, applies and returns the last seq of `events`. On a shared log only inside
+    /// this node's write turn: every decision must see every event stored before it.
     @discardableResult
     func commit(_ events: [Event]) throws -> UInt64 {
+        if turn.shared && !turn.isOpen { throw EventLogError.io("a decision outside the write turn (a bug): refused") }
         let ts = max(nowMicros, views.lastTimestamp)
         let seqs = try log.reserve(events.map { $0.record(timestamp: ts) })
         for (i, event) in events.enumerated() {
@@ -58,12 +62,17 @@ public actor Ledger {
         return seqs.upperBound
     }
 
-    /// Appends `ServerStarted`, which closes the sockets of earlier epochs.
-    public func startEpoch() throws -> UInt64 {
+    /// Appends `ServerStarted`, which closes the sockets of earlier epochs, or on a shared log
+    /// joins the nodes serving it under a new epoch of its own, ending `previous` epochs (this
+    /// node's earlier runs, dead since it is starting again).
+    public func startEpoch(ending previous: [UInt64] = []) async throws -> UInt64 {
+        try await awaitTurn()
         let epoch = views.presence.epoch + 1
         nextSocketId = (epoch << 32) | 1
+        turn.epoch = epoch
         if let first = expiries.min { expiryScheduled(first.at) }
-        return try commit([.serverStarted(ServerStarted(epoch: epoch))])
+        let ended = previous.filter { !views.presence.userIds(withSocketsOf: $0).isEmpty }.map { Event.nodeLeft(NodeLeft(epoch: $0)) }
+        return try commit(ended + [.serverStarted(ServerStarted(epoch: epoch, shared: turn.shared))])
     }
 
     /// Registered users (erased ones included), read inside the actor: while a copy of `views`
@@ -116,7 +125,8 @@ public actor Ledger {
 
     /// Opens a socket of a live session: the outbox joins the hub inside the actor, so a
     /// session end decided after this call always finds it. Nil if the session has ended.
-    func socketOpened(_ token: VerifiedToken, channel: any Channel) throws -> (outbox: SocketOutbox, seq: UInt64, presence: Fanout?)? {
+    func socketOpened(_ token: VerifiedToken, channel: any Channel) async throws -> (outbox: SocketOutbox, seq: UInt64, presence: Fanout?)? {
+        try await awaitTurn()
         guard isLive(token) else { return nil }
         let userId = token.userId
         let before = presenceState(userId, now: nowMicros)
@@ -128,7 +138,8 @@ public actor Ledger {
         return (outbox, seq, presenceChange(userId, from: before))
     }
 
-    func socketClosed(userId: UInt32, socketId: UInt64) throws -> (seq: UInt64, presence: Fanout?) {
+    func socketClosed(userId: UInt32, socketId: UInt64) async throws -> (seq: UInt64, presence: Fanout?) {
+        try await awaitTurn()
         let before = presenceState(userId, now: nowMicros)
         let seq = try commit([.socketDisconnected(SocketDisconnected(userId: userId, socketId: socketId))])
         return (seq, presenceChange(userId, from: before))

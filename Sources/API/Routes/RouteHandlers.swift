@@ -80,7 +80,7 @@ struct RouteHandlers {
                            retryAfter: Int(wait.rounded(.up)))
         }
         let ledger = try ledger
-        let found = await ledger.credentials(of: username)
+        let found = await ledger.credentialsCatchingUp(of: username)
         var ok = false
         if let found {
             ok = try await service.hasher.verify(password, against: found.hash)
@@ -144,7 +144,7 @@ struct RouteHandlers {
         let parts = header.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0] == "Bearer" else { throw APIError.tokenNotValid }
         guard let token = await service.tokens.verify(String(parts[1]), kind: "access"),
-              try await ledger.isLive(token) else { throw APIError.tokenNotValid }
+              try await ledger.isLiveCatchingUp(token) else { throw APIError.tokenNotValid }
         return token
     }
 

@@ -27,7 +27,7 @@ extension ChatService {
             let parts = header.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[0] == "Bearer" { token = String(parts[1]) }
         }
-        guard let token, let verified = await tokens.verify(token, kind: "access"), await ledger.isLive(verified) else {
+        guard let token, let verified = await tokens.verify(token, kind: "access"), await ledger.isLiveCatchingUp(verified) else {
             // Refusing the upgrade itself would answer 400; the contract's refusal is close code 4401.
             return .upgrade([:]) { _, outbound, _ in
                 try? await outbound.close(.unknown(4401), reason: "authentication failed")

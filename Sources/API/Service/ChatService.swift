@@ -29,6 +29,8 @@ public final class ChatService: @unchecked Sendable {
     private var _snapshots: SnapshotScheduler?
     /// The database holding the log, when there is one (`ServerConfig.postgres`).
     private var _store: PostgresLog?
+    /// This node's part among the nodes serving that database.
+    private var _cluster: ClusterNode?
 
     public init(config: ServerConfig, logger: Logger) async {
         self.config = config
@@ -41,6 +43,8 @@ public final class ChatService: @unchecked Sendable {
     }
 
     public var ledger: Ledger? { lock.withLock { _ledger } }
+    /// This node's part among several on a PostgreSQL log.
+    var cluster: ClusterNode? { lock.withLock { _cluster } }
     /// Socket frames waiting for their events to be durable; set with the Ledger.
     var deliveries: DurableDeliveries? { lock.withLock { _deliveries } }
 
@@ -100,8 +104,24 @@ public final class ChatService: @unchecked Sendable {
         let timer = expiryTimer
         let ledger = Ledger(log: log, views: views, settings: LedgerSettings(refreshLifetime: config.refreshLifetime),
                             keys: keys, hub: hub, expiryScheduled: { timer.schedule(at: $0) })
-        let seq = try await ledger.startEpoch()
-        try await log.waitUntilDurable(seq)
+        var cluster: ClusterNode?
+        if let store = lock.withLock({ _store }) {
+            let node = ClusterNode(store: store, turnLock: try await PostgresLog.open(url: store.url, logger: logger),
+                                   ledger: ledger, log: log, hub: hub, settings: config.cluster,
+                                   address: "\(config.host):\(config.port)",
+                                   nodeId: try NodeIdentity.load(dataDirectory: config.dataDirectory), logger: logger)
+            await node.start()
+            cluster = node
+            lock.withLock { _cluster = node }
+        }
+        if let cluster {
+            let epoch = try await cluster.join()
+            cluster.startHeartbeat()
+            logger.info("joined the nodes serving \(config.postgres.map { "\($0)" } ?? "") as epoch \(epoch)")
+        } else {
+            let seq = try await ledger.startEpoch()
+            try await log.waitUntilDurable(seq)
+        }
         let deliveries = DurableDeliveries(log: log, hub: hub, metrics: metrics)
         lock.withLock {
             _ledger = ledger
@@ -130,19 +150,11 @@ public final class ChatService: @unchecked Sendable {
     /// level with it.
     private func openStore(_ url: PostgresURL, logDirectory: String) async throws -> PostgresLog {
         var waited = 0
-        var lockWaits = 0
         let store: PostgresLog
         while true {
             do {
-                store = try await PostgresLog.open(url: url, writer: true, logger: logger)
+                store = try await PostgresLog.open(url: url, logger: logger)
                 break
-            } catch PostgresLogError.writerLockHeld {
-                // A node killed a moment ago holds it until the database notices its session
-                // is gone: wait a little, then give up with the reason.
-                if lockWaits >= 20 || stopping.withLockedValue({ $0 }) { throw PostgresLogError.writerLockHeld }
-                if lockWaits == 0 { logger.warning("waiting for the writer lock of \(url): another node holds it") }
-                lockWaits += 1
-                try await Task.sleep(nanoseconds: 500_000_000)
             } catch {
                 if stopping.withLockedValue({ $0 }) { throw error }
                 if waited % 10 == 0 {
@@ -194,7 +206,10 @@ public final class ChatService: @unchecked Sendable {
         if !missing.isEmpty {
             throw StartError.missingKeys(directory: keys.directory, users: missing)
         }
-        let leftover = keys.userIds.filter { !views.users.isActive($0) }
+        // On a shared log, a key past the last registration may be another node's registration
+        // in flight: only erased users' keys are surely left over.
+        let shared = lock.withLock { _store } != nil
+        let leftover = keys.userIds.filter { !views.users.isActive($0) && (!shared || views.users.exists($0)) }
         if !leftover.isEmpty {
             try keys.destroy(leftover)
             logger.notice("key store: destroyed \(leftover.count) keys of deleted accounts or unfinished registrations")
@@ -217,9 +232,11 @@ public final class ChatService: @unchecked Sendable {
         beginShutdown()
         let snapshots = lock.withLock { _snapshots }
         snapshots?.stop()
-        let store = lock.withLock { _store }
+        let (store, cluster) = lock.withLock { (_store, _cluster) }
         if let ledger {
+            let epoch = await ledger.ownEpoch
             await ledger.log.close()
+            await cluster?.stop(epoch: epoch)
             await writeShutdownSnapshot(ledger, snapshots: snapshots)
         }
         await store?.close()

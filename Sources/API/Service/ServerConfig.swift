@@ -27,6 +27,8 @@ public struct ServerConfig: Sendable {
     /// The PostgreSQL database that holds the log; nil: the segment files in the data
     /// directory are the log. With it, they are a cache of the database.
     public var postgres: PostgresURL?
+    /// Turns and heartbeats of the nodes sharing that database.
+    public var cluster = ClusterSettings()
 
     public init(dataDirectory: String = "data", host: String = "127.0.0.1", port: Int = 8000,
                 durability: String = "always", passwordIterations: Int = 1_500_000,

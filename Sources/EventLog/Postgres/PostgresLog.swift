@@ -22,7 +22,7 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     /// query of a closing log may still be on it): a thread blocked on a query (the log
     /// writer, a key written inside the Ledger) waits for this loop only, never for the
     /// server's loops or Swift's task pool, so waiting cannot deadlock them.
-    private static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let lock = NSLock()
     private var connection: EventLoopFuture<PostgresConnection>?
     private var available = true
@@ -30,9 +30,6 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     private var probing = false
     private var closed = false
     private var nextConnectionId = 1
-    /// Every connection takes the writer lock before its first query (see `open`).
-    private var takesWriterLock = false
-    static let writerLockKey: Int64 = 7_270_002
 
     private init(url: PostgresURL, logger: Logger) {
         self.url = url
@@ -40,14 +37,8 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     }
 
     /// Connects, creates the tables if they are missing, and reads the log id.
-    ///
-    /// With `writer`, every connection first takes the database's writer lock (a session-level
-    /// advisory lock): one serving node per database. A node whose connection drops takes it
-    /// again before its next write, and if another node holds it by then, stops writing for good.
-    public static func open(url: PostgresURL, writer: Bool = false,
-                            logger: Logger = Logger(label: "chat-es.postgres")) async throws -> PostgresLog {
+    public static func open(url: PostgresURL, logger: Logger = Logger(label: "chat-es.postgres")) async throws -> PostgresLog {
         let log = PostgresLog(url: url, logger: logger)
-        log.takesWriterLock = writer
         do {
             try await log.prepareSchema()
         } catch {
@@ -172,16 +163,19 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     }
 
     /// One row; refused (no row returned) unless it continues the stored chain: the first batch
-    /// of an empty table, or right after the batch whose header hash is its predecessor's.
+    /// of an empty table, or right after the batch whose header hash is its predecessor's. The
+    /// same statement announces the batch to other nodes (delivered at commit).
     static func insertQuery(_ batch: StoredBatch) -> PostgresQuery {
         """
-        INSERT INTO chat_es_batches (first_seq, last_seq, prev_hash, header_hash, body)
-        SELECT \(Int64(batch.firstSeq)), \(Int64(batch.lastSeq)), \(ByteBuffer(bytes: batch.prevHash)),
-               \(ByteBuffer(bytes: batch.headerHash)), \(ByteBuffer(bytes: batch.bytes))
-        WHERE (\(Int64(batch.firstSeq)) = 1 AND NOT EXISTS (SELECT 1 FROM chat_es_batches))
-           OR EXISTS (SELECT 1 FROM chat_es_batches WHERE last_seq = \(Int64(batch.firstSeq)) - 1
-                      AND header_hash = \(ByteBuffer(bytes: batch.prevHash)))
-        RETURNING first_seq
+        WITH stored AS (
+            INSERT INTO chat_es_batches (first_seq, last_seq, prev_hash, header_hash, body)
+            SELECT \(Int64(batch.firstSeq)), \(Int64(batch.lastSeq)), \(ByteBuffer(bytes: batch.prevHash)),
+                   \(ByteBuffer(bytes: batch.headerHash)), \(ByteBuffer(bytes: batch.bytes))
+            WHERE (\(Int64(batch.firstSeq)) = 1 AND NOT EXISTS (SELECT 1 FROM chat_es_batches))
+               OR EXISTS (SELECT 1 FROM chat_es_batches WHERE last_seq = \(Int64(batch.firstSeq)) - 1
+                          AND header_hash = \(ByteBuffer(bytes: batch.prevHash)))
+            RETURNING first_seq, last_seq)
+        SELECT first_seq, pg_notify('chat_es_log', last_seq::text) FROM stored
         """
     }
 
@@ -206,6 +200,11 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
             try await query("CREATE UNIQUE INDEX IF NOT EXISTS chat_es_batches_last_seq ON chat_es_batches (last_seq)")
             try await query("""
                 CREATE TABLE IF NOT EXISTS chat_es_user_keys (user_id bigint PRIMARY KEY, wrapped bytea NOT NULL)
+                """)
+            try await query("""
+                CREATE TABLE IF NOT EXISTS chat_es_nodes (
+                    epoch bigint PRIMARY KEY, node text NOT NULL, address text NOT NULL,
+                    heartbeat timestamptz NOT NULL)
                 """)
             let id = UUID().uuidString.lowercased()
             try await query("INSERT INTO chat_es_meta (key, value) VALUES ('log_id', \(id)) ON CONFLICT DO NOTHING")
@@ -308,17 +307,7 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
             if let connection { return connection }
             let id = nextConnectionId
             nextConnectionId += 1
-            let connecting = PostgresConnection.connect(on: loop, configuration: url.configuration, id: id, logger: logger)
-            let fresh = !takesWriterLock ? connecting : connecting.flatMap { open in
-                open.query("SELECT pg_try_advisory_lock(\(Self.writerLockKey))", logger: self.logger)
-                    .flatMapThrowing { result -> PostgresConnection in
-                        guard try result.rows.first?.decode(Bool.self) == true else {
-                            _ = open.close() as EventLoopFuture<Void>
-                            throw PostgresLogError.writerLockHeld
-                        }
-                        return open
-                    }
-            }
+            let fresh = PostgresConnection.connect(on: loop, configuration: url.configuration, id: id, logger: logger)
             connection = fresh
             // A failed connect or a connection that closes is forgotten, so the next query connects again.
             fresh.whenComplete { result in
@@ -363,16 +352,12 @@ public enum PostgresLogError: Error, CustomStringConvertible {
     case fenced(seq: UInt64)
     case closed
     case damaged(String)
-    /// Another node serves this database.
-    case writerLockHeld
 
     public var description: String {
         switch self {
         case let .fenced(seq): return "another writer stored a different batch at seq \(seq) in PostgreSQL"
         case .closed: return "the PostgreSQL log is closed"
         case let .damaged(why): return why
-        case .writerLockHeld:
-            return "another chat-es node serves this PostgreSQL database (its writer lock is held): one node per database for now"
         }
     }
 }

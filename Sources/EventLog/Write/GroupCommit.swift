@@ -150,7 +150,7 @@ extension EventLog {
     }
 
     /// Seals the active segment and starts `<firstSeq>.seg`.
-    private func roll(firstSeq: UInt64) throws {
+    func roll(firstSeq: UInt64) throws {
         try FileIO.sync(writer.fd, path: writer.path)
         writer.unsyncedSince = nil
         FileIO.closeFD(writer.fd)

@@ -60,6 +60,9 @@ extension Event {
             j.field("socket_id", e.socketId)
         case .serverStarted(let e):
             j.field("epoch", e.epoch)
+            if e.shared { j.field("shared", bool: true) }
+        case .nodeLeft(let e):
+            j.field("epoch", e.epoch)
         case .chatStarted(let e):
             j.field("conversation_id", publicConversationId(e.conversation))
             j.field("conversation", e.conversation)

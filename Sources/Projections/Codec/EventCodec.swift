@@ -14,12 +14,14 @@ import EventLog
 //  6 SocketConnected v1    varint userId, varint socketId
 //  7 SocketDisconnected v1 varint userId, varint socketId
 //  8 ServerStarted v1      varint epoch
+//  8 ServerStarted v2      varint epoch, u8 shared (0|1)
 //  9 ChatStarted v1        varint conversation, varint userA, varint userB
 // 10 MessageSent v1        varint conversation, varint senderId, varint receiverId, string text
 // 10 MessageSent v2        v1 fields, then u8 hasClientId (0|1) [, string clientId]
 // 10 MessageSent v3        varint conversation, varint senderId, varint receiverId, blob sealed text,
 //                          u8 hasClientId (0|1) [, string clientId]
 // 11 UserErased v1         varint userId
+// 12 NodeLeft v1           varint epoch
 //
 // "blob" is a varint byte count then raw bytes; sealed fields are `SealedBox` bytes.
 
@@ -60,6 +62,9 @@ extension Event {
             w.varint(e.userId)
             w.varint(e.socketId)
         case .serverStarted(let e):
+            w.varint(e.epoch)
+            w.bool(e.shared)
+        case .nodeLeft(let e):
             w.varint(e.epoch)
         case .chatStarted(let e):
             w.varint(e.conversation)
@@ -144,7 +149,10 @@ extension Event {
         case .socketDisconnected:
             return .socketDisconnected(SocketDisconnected(userId: try r.varint32(), socketId: try r.varint()))
         case .serverStarted:
-            return .serverStarted(ServerStarted(epoch: try r.varint()))
+            let epoch = try r.varint()
+            return .serverStarted(ServerStarted(epoch: epoch, shared: version >= 2 ? try r.bool() : false))
+        case .nodeLeft:
+            return .nodeLeft(NodeLeft(epoch: try r.varint()))
         case .chatStarted:
             return .chatStarted(ChatStarted(conversation: try r.varint32(), userA: try r.varint32(), userB: try r.varint32()))
         case .userErased:

@@ -13,6 +13,7 @@ public enum Event: Sendable, Equatable {
     case chatStarted(ChatStarted)
     case messageSent(MessageSent)
     case userErased(UserErased)
+    case nodeLeft(NodeLeft)
 
     public var type: EventType {
         switch self {
@@ -27,6 +28,7 @@ public enum Event: Sendable, Equatable {
         case .chatStarted: .chatStarted
         case .messageSent: .messageSent
         case .userErased: .userErased
+        case .nodeLeft: .nodeLeft
         }
     }
 

@@ -12,6 +12,7 @@ public enum EventType: UInt16, CaseIterable, Sendable {
     case chatStarted = 9
     case messageSent = 10
     case userErased = 11
+    case nodeLeft = 12
 
     /// The name used in audits and filters, e.g. `MessageSent`.
     public var name: String {
@@ -27,6 +28,7 @@ public enum EventType: UInt16, CaseIterable, Sendable {
         case .chatStarted: "ChatStarted"
         case .messageSent: "MessageSent"
         case .userErased: "UserErased"
+        case .nodeLeft: "NodeLeft"
         }
     }
 
@@ -36,6 +38,7 @@ public enum EventType: UInt16, CaseIterable, Sendable {
         switch self {
         case .userRegistered: 2  // v2 sealed the name and hash
         case .messageSent: 3  // v2 added client_id, v3 sealed the text
+        case .serverStarted: 2  // v2 added `shared`
         default: 1
         }
     }

@@ -116,6 +116,14 @@ public final class KeyStore: @unchecked Sendable {
         return keys
     }
 
+    /// Takes keys another node of a shared log created (already stored) into memory.
+    public func adopt(_ entries: [WrappedKeyEntry]) throws {
+        try lock.withLock {
+            for entry in entries { ready[entry.user] = nil }
+            try load(entries)
+        }
+    }
+
     /// `user`'s key, or nil if they have none (erased, or never registered).
     public func key(for user: UInt32) -> DataKey? {
         lock.withLock {

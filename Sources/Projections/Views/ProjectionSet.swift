@@ -45,7 +45,7 @@ public struct ProjectionSet: Sendable, Equatable {
             }
         case .sessionRevoked, .userLoggedOut:
             sessions.apply(event, seq: seq, timestamp: timestamp)
-        case .socketConnected, .socketDisconnected, .serverStarted:
+        case .socketConnected, .socketDisconnected, .serverStarted, .nodeLeft:
             presence.apply(event, seq: seq, timestamp: timestamp)
         case .chatStarted:
             // Friends are users who share a conversation: only one the view accepted counts.

@@ -291,7 +291,7 @@ struct ReplayFilter {
         case .userLoggedOut(let e): sessions.contains(e.sessionId)
         case .socketConnected(let e): userIds.contains(e.userId)
         case .socketDisconnected(let e): userIds.contains(e.userId)
-        case .serverStarted: false
+        case .serverStarted, .nodeLeft: false
         case .chatStarted(let e): userIds.contains(e.userA) || userIds.contains(e.userB)
         case .messageSent(let e): userIds.contains(e.senderId) || userIds.contains(e.receiverId)
         case .userErased(let e): userIds.contains(e.userId)
@@ -344,6 +344,8 @@ enum ReplayTable {
         case .socketDisconnected(let e):
             return "user=\(e.userId) socket=\(e.socketId)"
         case .serverStarted(let e):
+            return "epoch=\(e.epoch)\(e.shared ? " shared" : "")"
+        case .nodeLeft(let e):
             return "epoch=\(e.epoch)"
         case .chatStarted(let e):
             return "conversation=\(publicConversationId(e.conversation)) users=\(e.userA),\(e.userB)"

@@ -1,0 +1,256 @@
+import EventLog
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import Projections
+
+/// How a node shares its log with other nodes, and how quickly it finds a dead one.
+public struct ClusterSettings: Sendable {
+    /// The longest a node keeps the write turn while other commands keep coming, seconds.
+    public var maxTurn: Double = 0.010
+    /// How long a command waits for the turn before it answers 503, seconds.
+    public var turnTimeout: Double = 5
+    /// Heartbeat period, seconds.
+    public var heartbeat: Double = 1
+    /// A node without a heartbeat for this long is taken for dead, seconds.
+    public var nodeTimeout: Double = 5
+    /// How often a node looks for new batches when no notification came, seconds.
+    public var poll: Double = 1
+
+    public init() {}
+}
+
+/// One serving node of several on a PostgreSQL log. It runs one loop that either follows the
+/// log (fetching what other nodes commit, on their notification or a poll, into the local cache
+/// and the Ledger's views, and delivering it to this node's sockets), or, when a command waits,
+/// takes the write turn: the database's advisory lock, then a catch-up, then the Ledger decides
+/// every waiting command, then the turn closes once their batches are committed and the lock
+/// is given back. A second loop beats the node's heartbeat and ends dead nodes' epochs.
+final class ClusterNode: @unchecked Sendable {
+    let store: PostgresLog
+    /// A connection of its own for the turn lock: waiting for it must not hold up the writer's inserts.
+    let turnLock: PostgresLog
+    let ledger: Ledger
+    let log: EventLog
+    let hub: Hub
+    let settings: ClusterSettings
+    let address: String
+    /// Names this node across restarts: its data directory's id.
+    let nodeId: String
+    let logger: Logger
+    private let wake: AsyncStream<Void>.Continuation
+    private let wakes: AsyncStream<Void>
+    private let state = NIOLockedValueBox(State())
+    private var tasks: [Task<Void, Never>] = []
+
+    private struct State {
+        var stopped = false
+        /// Callers of `catchUp()` waiting for the next pass.
+        var catchUpWaiters: [CheckedContinuation<Void, Never>] = []
+        var reaping: Set<UInt64> = []
+        var turns: UInt64 = 0
+        var fetched: UInt64 = 0
+    }
+
+    init(store: PostgresLog, turnLock: PostgresLog, ledger: Ledger, log: EventLog, hub: Hub,
+         settings: ClusterSettings, address: String, nodeId: String, logger: Logger) {
+        self.nodeId = nodeId
+        self.store = store
+        self.turnLock = turnLock
+        self.ledger = ledger
+        self.log = log
+        self.hub = hub
+        self.settings = settings
+        self.address = address
+        self.logger = logger
+        (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Makes the Ledger wait for turns and starts following the log.
+    func start() async {
+        let wake = self.wake
+        await ledger.shareLog(wanted: { wake.yield() }, catchUp: { [weak self] in await self?.catchUp() })
+        tasks.append(Task { await self.run() })
+        tasks.append(PostgresLog.listen(url: store.url, logger: logger) { wake.yield() })
+        tasks.append(Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: UInt64(self.settings.poll * 1e9))
+                wake.yield()
+            }
+        })
+    }
+
+    /// Joins the serving nodes under a new epoch (ending this node's earlier runs' epochs,
+    /// which a crash may have left with sockets), lists it with a heartbeat, and returns it.
+    func join() async throws -> UInt64 {
+        let previous = try await store.epochs(ofNode: nodeId)
+        let seq = try await ledger.startEpoch(ending: previous)
+        try await log.waitUntilDurable(seq)
+        let epoch = await ledger.ownEpoch
+        try await store.registerNode(epoch: epoch, node: nodeId, address: address)
+        for old in previous { try await store.removeNode(epoch: old) }
+        return epoch
+    }
+
+    /// Starts the heartbeat (after the first `join`).
+    func startHeartbeat() {
+        tasks.append(Task { await self.beat() })
+    }
+
+    /// Stops following and beating; this node's row leaves the table of live nodes.
+    func stop(epoch: UInt64?) async {
+        let waiters = state.withLockedValue { s -> [CheckedContinuation<Void, Never>] in
+            s.stopped = true
+            defer { s.catchUpWaiters = [] }
+            return s.catchUpWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+        await ledger.failTurnWaiters(APIError.storeUnavailable)
+        for task in tasks { task.cancel() }
+        wake.yield()
+        if let epoch { try? await store.removeNode(epoch: epoch) }
+        await turnLock.close()
+    }
+
+    /// Returns after a pass that fetched everything committed before the call.
+    func catchUp() async {
+        await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+            let stopped = state.withLockedValue { s -> Bool in
+                if !s.stopped { s.catchUpWaiters.append(waiter) }
+                return s.stopped
+            }
+            if stopped { waiter.resume() } else { wake.yield() }
+        }
+    }
+
+    var statistics: (turns: UInt64, fetched: UInt64) { state.withLockedValue { ($0.turns, $0.fetched) } }
+
+    // MARK: the loop
+
+    private func run() async {
+        for await _ in wakes {
+            if state.withLockedValue({ $0.stopped }) { break }
+            let waiters = state.withLockedValue { s -> [CheckedContinuation<Void, Never>] in
+                defer { s.catchUpWaiters = [] }
+                return s.catchUpWaiters
+            }
+            do {
+                if await ledger.hasTurnWaiters {
+                    try await takeTurn()
+                } else {
+                    try await follow()
+                }
+            } catch {
+                logger.error("shared log: \(PostgresLog.describe(error))")
+                await ledger.failTurnWaiters(APIError.storeUnavailable)
+                try? await Task.sleep(nanoseconds: 200_000_000)
+                wake.yield()
+            }
+            for waiter in waiters { waiter.resume() }
+            // Commands that arrived during a turn wait for the next one.
+            if await ledger.hasTurnWaiters { wake.yield() }
+        }
+    }
+
+    /// Fetches and applies what other nodes committed since this node's head.
+    private func follow() async throws {
+        while true {
+            let head = log.durableSeq
+            let page = try await store.batches(after: head, limit: 500, maxBytes: 8 << 20)
+            guard !page.isEmpty else { return }
+            let records = try log.appendCommitted(page)
+            try await adoptKeys(registeredIn: records)
+            let applied = try await ledger.applyStored(records)
+            state.withLockedValue { $0.fetched += UInt64(records.count) }
+            hub.write(applied.frames.map { (nil, $0) })
+            if applied.endedOwnEpoch { rejoin() }
+            if page.count < 500 { return }
+        }
+    }
+
+    /// Keys of users another node registered, from the database, before their events are applied.
+    private func adoptKeys(registeredIn records: [Record]) async throws {
+        let users = records.compactMap { record -> UInt32? in
+            guard record.type == EventType.userRegistered.rawValue, case let .userRegistered(e)? = try? Event.decode(record) else { return nil }
+            return e.userId
+        }
+        guard !users.isEmpty else { return }
+        let found = try await store.wrappedKeys(of: users)
+        try ledger.keys.adopt(found.map { WrappedKeyEntry(user: $0.0, wrapped: $0.1) })
+    }
+
+    private func takeTurn() async throws {
+        try await turnLock.lockTurn(timeout: settings.turnTimeout)
+        do {
+            try await follow()
+            let opened = DispatchTime.now().uptimeNanoseconds
+            await ledger.openTurn()
+            while true {
+                await ledger.untilAdmittedRan()
+                let reserved = log.nextAssignedSeq - 1
+                if reserved > log.durableSeq { try await log.waitUntilDurable(reserved) }
+                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - opened) / 1e9
+                // Keep the turn while commands keep coming, up to `maxTurn`.
+                if log.nextAssignedSeq - 1 == reserved || elapsed >= settings.maxTurn { break }
+            }
+            await ledger.closeTurn()
+            let reserved = log.nextAssignedSeq - 1
+            if reserved > log.durableSeq { try await log.waitUntilDurable(reserved) }
+            state.withLockedValue { $0.turns += 1 }
+        } catch {
+            await ledger.closeTurn()
+            await turnLock.unlockTurn()
+            throw error
+        }
+        await turnLock.unlockTurn()
+    }
+
+    /// This node was taken for dead (its heartbeat stopped for `nodeTimeout`, or the database
+    /// was out of reach) and its sockets count as closed: close them, so their clients come
+    /// back, and serve on under a new epoch.
+    private func rejoin() {
+        logger.error("this node was taken for dead by the other nodes (no heartbeat for \(settings.nodeTimeout) s): closing its sockets and joining again")
+        hub.closeAll()
+        Task {
+            do {
+                _ = try await join()
+            } catch {
+                logger.error("joining again failed: \(error)")
+            }
+        }
+    }
+
+    // MARK: heartbeat
+
+    /// Beats every `heartbeat` seconds and ends the epochs of nodes without one for `nodeTimeout`.
+    private func beat() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(nanoseconds: UInt64(settings.heartbeat * 1e9))
+            if Task.isCancelled { break }
+            do {
+                let own = await ledger.ownEpoch
+                try await store.heartbeat(epoch: own)
+                for dead in try await store.staleNodes(olderThan: settings.nodeTimeout) where dead != own {
+                    let first = state.withLockedValue { $0.reaping.insert(dead).inserted }
+                    if first { Task { await self.endEpoch(dead) } }
+                }
+            } catch {
+                logger.warning("heartbeat: \(PostgresLog.describe(error))")
+            }
+        }
+    }
+
+    private func endEpoch(_ epoch: UInt64) async {
+        defer { _ = state.withLockedValue { $0.reaping.remove(epoch) } }
+        do {
+            if let left = try await ledger.nodeLeft(epoch) {
+                try await log.waitUntilDurable(left.seq)
+                hub.write(left.frames.map { (nil, $0) })
+                logger.warning("node of epoch \(epoch) has no heartbeat for \(settings.nodeTimeout) s: its sockets count as closed")
+            }
+            try await store.removeNode(epoch: epoch)
+        } catch {
+            logger.warning("ending the epoch of node \(epoch): \(error)")
+        }
+    }
+}

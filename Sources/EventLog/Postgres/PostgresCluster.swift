@@ -1,0 +1,112 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+
+/// What several serving nodes on one database share besides the log: the write turn (an
+/// advisory lock), the table of live nodes with their heartbeats, new batches' notifications,
+/// and the keys of users another node registered.
+extension PostgresLog {
+    static let turnLockKey: Int64 = 7_270_003
+    /// The channel a committed batch is announced on (by its insert), with its last seq.
+    public static let notifyChannel = "chat_es_log"
+
+    /// Waits for the write turn: a session-level advisory lock on this log's connection, so a
+    /// node that dies or loses its connection gives it up. Gives up after `timeout` seconds.
+    public func lockTurn(timeout: Double) async throws {
+        try await query(PostgresQuery(unsafeSQL: "SET lock_timeout = '\(Int(timeout * 1000))ms'"))
+        try await query("SELECT pg_advisory_lock(\(Self.turnLockKey))")
+    }
+
+    /// Gives the write turn back. A lost connection has given it back already.
+    public func unlockTurn() async {
+        _ = try? await query("SELECT pg_advisory_unlock(\(Self.turnLockKey))")
+    }
+
+    /// Adds this node's epoch to the live nodes, with a heartbeat of now. `node` names the
+    /// node across restarts (its data directory's id).
+    public func registerNode(epoch: UInt64, node: String, address: String) async throws {
+        try await query("""
+            INSERT INTO chat_es_nodes (epoch, node, address, heartbeat) VALUES (\(Int64(epoch)), \(node), \(address), now())
+            ON CONFLICT (epoch) DO UPDATE SET heartbeat = now()
+            """)
+    }
+
+    /// The epochs still listed for `node`: earlier runs of a node starting again, all dead.
+    public func epochs(ofNode node: String) async throws -> [UInt64] {
+        let rows = try await query("SELECT epoch FROM chat_es_nodes WHERE node = \(node) ORDER BY epoch").rows
+        return try rows.map { UInt64(try $0.decode(Int64.self)) }
+    }
+
+    /// Renews this node's heartbeat (the database's clock: nodes' clocks never compare).
+    public func heartbeat(epoch: UInt64) async throws {
+        try await query("UPDATE chat_es_nodes SET heartbeat = now() WHERE epoch = \(Int64(epoch))")
+    }
+
+    /// Epochs of nodes whose heartbeat is older than `seconds`: dead, or cut off from the database.
+    public func staleNodes(olderThan seconds: Double) async throws -> [UInt64] {
+        let rows = try await query(PostgresQuery(unsafeSQL: """
+            SELECT epoch FROM chat_es_nodes WHERE heartbeat < now() - interval '\(Int(seconds * 1000)) milliseconds'
+            ORDER BY epoch
+            """)).rows
+        return try rows.map { UInt64(try $0.decode(Int64.self)) }
+    }
+
+    /// Live nodes: (epoch, address, seconds since the last heartbeat).
+    public func liveNodes() async throws -> [(epoch: UInt64, address: String, age: Double)] {
+        let rows = try await query("""
+            SELECT epoch, address, extract(epoch FROM now() - heartbeat)::float8 FROM chat_es_nodes ORDER BY epoch
+            """).rows
+        return try rows.map { row in
+            let (epoch, address, age) = try row.decode((Int64, String, Double).self)
+            return (UInt64(epoch), address, age)
+        }
+    }
+
+    public func removeNode(epoch: UInt64) async throws {
+        try await query("DELETE FROM chat_es_nodes WHERE epoch = \(Int64(epoch))")
+    }
+
+    /// The wrapped keys of `users` (those that have one).
+    public func wrappedKeys(of users: [UInt32]) async throws -> [(UInt32, [UInt8])] {
+        guard !users.isEmpty else { return [] }
+        let ids = users.map { String($0) }.joined(separator: ",")
+        let rows = try await query(PostgresQuery(unsafeSQL: "SELECT user_id, wrapped FROM chat_es_user_keys WHERE user_id IN (\(ids))")).rows
+        return try rows.map { row in
+            let (id, wrapped) = try row.decode((Int64, ByteBuffer).self)
+            return (UInt32(id), Array(wrapped.readableBytesView))
+        }
+    }
+
+    /// Calls `notified` for each batch announced on `notifyChannel` until the task is cancelled,
+    /// on a connection of its own, connecting again (after `retry` seconds) when it drops.
+    /// Notifications only wake a reader early: one lost while reconnecting is found by its poll.
+    public static func listen(url: PostgresURL, logger: Logger, retry: Double = 0.5,
+                              notified: @escaping @Sendable () -> Void) -> Task<Void, Never> {
+        Task {
+            var id = 1_000_000
+            while !Task.isCancelled {
+                id += 1
+                do {
+                    let connection = try await PostgresConnection.connect(
+                        on: Self.loops.next(), configuration: url.configuration, id: id, logger: logger)
+                    do {
+                        try await withTaskCancellationHandler {
+                            try await connection.listen(on: Self.notifyChannel) { sequence in
+                                // A batch may have committed while the listener was away.
+                                notified()
+                                for try await _ in sequence { notified() }
+                            }
+                        } onCancel: {
+                            connection.close().whenComplete { _ in }
+                        }
+                    } catch {}
+                    try? await connection.close()
+                } catch {}
+                if Task.isCancelled { break }
+                try? await Task.sleep(nanoseconds: UInt64(retry * 1e9))
+            }
+        }
+    }
+}
