@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Reliability campaigns of chat-es (see RELIABILITY.md): crash, storage, fuzz, isolation, erasure,
-# and postgres (the log in PostgreSQL) when PostgreSQL is installed.
+# and postgres (the log in PostgreSQL) and multinode (three nodes on one PostgreSQL log) when
+# PostgreSQL is installed.
 #
 # usage: reliability/run.sh [--cycles N] [--fuzz-seconds S] [--erasure-rounds N] [--pg-cycles N]
 #                           [--only NAME[,NAME...]]
 #
 # Runs each campaign against the release binary (CHAT_ES_BIN, default
 # .build/release/chat-es; build it first with `swift build -c release`), each under
-# its own time limit so the whole run stays under 7 minutes, 8.5 with postgres (plus a
-# one-time venv creation). postgres runs only when /usr/lib/postgresql/*/bin exists (it
-# starts a throwaway cluster with scripts/pg-temp.sh); otherwise it is reported skipped
-# and counted neither way. Prints every campaign's figures, then a last line
-# `N passed, M failed` (campaigns counted); exits 1 if any campaign failed or ran out of time.
+# its own time limit so the whole run stays under 7 minutes, 10.5 with postgres and multinode
+# (plus a one-time venv creation). postgres and multinode run only when
+# /usr/lib/postgresql/*/bin exists (each starts a throwaway cluster with scripts/pg-temp.sh);
+# otherwise they are reported skipped and counted neither way. Prints every campaign's figures,
+# then a last line `N passed, M failed` (campaigns counted); exits 1 if any campaign failed or
+# ran out of time.
 #
 # Environment:
 #   CHAT_ES_BIN              the chat-es binary under test
@@ -48,8 +50,10 @@ selected() { [[ -z $only || ",$only," == *",$1,"* ]]; }
 pg_installed() { ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; }
 # The campaigns this run would count: what a failure before any of them ran counts as failed.
 expected=0
-for name in crash storage fuzz isolation erasure postgres; do
-  if selected "$name" && { [[ $name != postgres ]] || pg_installed; }; then expected=$((expected + 1)); fi
+for name in crash storage fuzz isolation erasure postgres multinode; do
+  if selected "$name" && { [[ $name != postgres && $name != multinode ]] || pg_installed; }; then
+    expected=$((expected + 1))
+  fi
 done
 
 if [[ ! -x $CHAT_ES_BIN ]]; then
@@ -115,8 +119,13 @@ run_campaign isolation 45 "$here/isolation.py"
 run_campaign erasure 90 "$here/erasure.py" --rounds "$erasure_rounds"
 if pg_installed; then
   run_campaign postgres 90 "$here/postgres.py" --cycles "$pg_cycles"
-elif selected postgres; then
-  echo "=== postgres: skipped (PostgreSQL is not installed: no /usr/lib/postgresql/*/bin)"
+  run_campaign multinode 120 "$here/multinode.py"
+else
+  for name in postgres multinode; do
+    if selected "$name"; then
+      echo "=== $name: skipped (PostgreSQL is not installed: no /usr/lib/postgresql/*/bin)"
+    fi
+  done
 fi
 
 echo "=== total $(( $(date +%s) - t_start ))s${failed_names[*]:+; failed: ${failed_names[*]}}"

@@ -3,6 +3,8 @@
 
   file    the segmented file log (--fsync always)
   pg1     one node on the PostgreSQL store
+  pg2     two nodes on one PostgreSQL database, the load generator's sockets spread over both
+          (each sender's receivers sit on the other node: every delivery crosses nodes)
 
 For each: delivered msg/s at saturation with 1,000 users, and ack p50/p99 at 2,000 msg/s paced
 (100 users), with the store's own commit time from the server's /metrics (fsyncs for the file
@@ -43,11 +45,11 @@ def psql(base: str, sql: str) -> None:
 
 
 class Server:
-    def __init__(self, binary: str, extra: list[str], postgres: str | None):
+    def __init__(self, binary: str, extra: list[str], postgres: str | None, secret: str | None = None):
         self.base = tempfile.mkdtemp(prefix="chat-pgfig-")
         self.data = os.path.join(self.base, "data")
         self.port = free_port()
-        env = dict(os.environ, CHAT_ES_SECRET=secrets.token_hex(32))
+        env = dict(os.environ, CHAT_ES_SECRET=secret or secrets.token_hex(32))
         flags = ["--postgres", postgres] if postgres else ["--fsync", "always"]
         self.log = open(os.path.join(self.base, "server.log"), "wb")
         self.proc = subprocess.Popen(
@@ -78,30 +80,48 @@ class Server:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(binary: str, store: str, kind: str, duration: float, pg_base: str) -> dict:
     postgres = None
-    if store == "pg1":
+    if store != "file":
         db = "fig_" + secrets.token_hex(6)
         psql(pg_base, f"CREATE DATABASE {db}")
         postgres = f"{pg_base}/{db}"
+    secret = secrets.token_hex(32)
+    nodes = 2 if store == "pg2" else 1
     if kind == "saturation":
-        srv = Server(binary, ["--socket-rate", "100000"], postgres)
+        extra = ["--socket-rate", "100000"]
         args = ["--users", "1000", "--senders", "1000", "--rate", "0"]
     else:
-        srv = Server(binary, [], postgres)
+        extra = []
         args = ["--users", "100", "--senders", "50", "--rate", "2000"]
+    servers = []
     try:
-        before = srv.commits()
-        out = subprocess.run([binary, "loadgen", "--url", srv.url, "--server-pid", str(srv.proc.pid), *args,
-                              "--duration", str(duration), "--json"], capture_output=True, text=True, check=True).stdout
-        after = srv.commits()
+        for _ in range(nodes):
+            servers.append(Server(binary, extra, postgres, secret))
+        urls = ["--url", servers[0].url] + [a for s in servers[1:] for a in ("--also-url", s.url)]
+        before = [s.commits() for s in servers]
+        cpu_before = sum(cpu_seconds(s.proc.pid) for s in servers)
+        out = subprocess.run([binary, "loadgen", *urls, *args, "--duration", str(duration), "--json"],
+                             capture_output=True, text=True, check=True).stdout
+        cpu = sum(cpu_seconds(s.proc.pid) for s in servers) - cpu_before
+        after = [s.commits() for s in servers]
     finally:
-        srv.stop()
+        for s in servers:
+            s.stop()
     r = json.loads(out)
-    commits = max(after[0] - before[0], 1)
+    commits = max(sum(a[0] - b[0] for a, b in zip(after, before)), 1)
+    seconds = sum(a[1] - b[1] for a, b in zip(after, before))
+    # CPU over set-up, sending and drain, per delivered message: comparable across stores.
+    delivered = max(r["delivered_per_s"] * r["elapsed_s"], 1)
     return {"delivered": r["delivered_per_s"], "p50": r["ack_ms"]["p50"], "p99": r["ack_ms"]["p99"],
-            "undelivered": r["undelivered"], "errors": r["errors"], "cpu": r["server_cpu_us_per_msg"],
-            "commit_ms": 1e3 * (after[1] - before[1]) / commits, "commits_per_s": commits / r["elapsed_s"]}
+            "e2e99": r.get("e2e_ms", {}).get("p99", 0),
+            "undelivered": r["undelivered"], "errors": r["errors"], "cpu": 1e6 * cpu / delivered,
+            "commit_ms": 1e3 * seconds / commits, "commits_per_s": commits / r["elapsed_s"]}
 
 
 def pgbench(pg_base: str) -> str:
@@ -133,12 +153,13 @@ def main() -> None:
     try:
         for rnd in range(1, args.rounds + 1):
             print(f"round {rnd}: {pgbench(pg_base)}", flush=True)
-            for store in ("file", "pg1"):
+            for store in ("file", "pg1", "pg2"):
                 sat = measure(args.bin, store, "saturation", args.duration, pg_base)
                 paced = measure(args.bin, store, "paced", args.duration, pg_base)
                 print(f"  {store:4s} saturation 1,000 users: {sat['delivered']:>9,.0f} delivered/s, ack p50/p99 "
                       f"{sat['p50']:.1f}/{sat['p99']:.1f} ms, {sat['cpu']:.1f} µs CPU/msg, {sat['commits_per_s']:,.0f} commits/s "
                       f"of {sat['commit_ms']:.2f} ms | 2,000/s paced: ack p50/p99 {paced['p50']:.2f}/{paced['p99']:.2f} ms, "
+                      f"delivery p99 {paced['e2e99']:.2f} ms, "
                       f"commits {paced['commits_per_s']:,.0f}/s of {paced['commit_ms']:.2f} ms, undelivered "
                       f"{sat['undelivered'] + paced['undelivered']}, errors {sat['errors'] + paced['errors']}", flush=True)
     finally:

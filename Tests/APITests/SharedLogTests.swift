@@ -88,6 +88,42 @@ struct SharedLogTests {
         _ = dirs
     }
 
+    @Test func aNodeWhoseBatchIsFencedOutStartsAgainFromTheDatabase() async throws {
+        let url = try await PostgresTestServer.freshDatabase()
+        let dir = TestData()
+        let node = try await dir.service(postgres: url)
+        let before = try #require(node.ledger)
+        let (_, seq) = try await before.register(username: "alice", passwordHash: "h1")
+        try await node.durable(seq)
+        // Another writer commits behind the node's back, as one could after the database
+        // dropped the node's connection (and its turn lock) without the node noticing yet.
+        let intruderStore = try await PostgresLog.open(url: url)
+        let intruderDir = TestData()
+        _ = try await intruderStore.download(into: intruderDir.path + "/log")
+        let intruder = try EventLog.open(directory: intruderDir.path + "/log",
+                                         options: EventLogOptions(durability: .never, mirror: intruderStore))
+        try await intruder.append(Event.serverStarted(ServerStarted(epoch: 99, shared: true)).record(timestamp: currentMicros()))
+        await intruder.close()
+        await intruderStore.close()
+        // The node still believes it holds the turn: its next batch is refused, never acknowledged.
+        await #expect(throws: (any Error).self) {
+            let (_, seq) = try await before.register(username: "bob", passwordHash: "h2")
+            try await node.durable(seq)
+        }
+        var after: Ledger?
+        for _ in 0..<200 {
+            if let current = node.ledger, current !== before { after = current; break }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        let restarted = try #require(after, "the node serves again")
+        #expect(await restarted.views.presence.epoch >= 99, "it holds the other writer's event")
+        #expect(await restarted.credentials(of: "bob") == nil, "the refused registration is gone")
+        let (bob, again) = try await restarted.register(username: "bob", passwordHash: "h2")
+        try await node.durable(again)
+        #expect(bob == 2)
+        await node.shutdown()
+    }
+
     private func sendAll(_ ledger: Ledger, _ token: VerifiedToken, _ ids: [String]) async throws -> [UInt64] {
         var out: [UInt64] = []
         for id in ids {

@@ -24,8 +24,12 @@ public struct ClusterSettings: Sendable {
 /// log (fetching what other nodes commit, on their notification or a poll, into the local cache
 /// and the Ledger's views, and delivering it to this node's sockets), or, when a command waits,
 /// takes the write turn: the database's advisory lock, then a catch-up, then the Ledger decides
-/// every waiting command, then the turn closes once their batches are committed and the lock
-/// is given back. A second loop beats the node's heartbeat and ends dead nodes' epochs.
+/// every waiting command, then the turn closes once their batches are committed.
+///
+/// The lock is kept after a turn until another node asks for it (on `turnChannel`): while a
+/// node holds it nobody else can commit, so its next turn needs neither the lock nor a
+/// catch-up, and a node alone on its database pays for neither. A second loop beats the node's
+/// heartbeat and ends dead nodes' epochs.
 final class ClusterNode: @unchecked Sendable {
     let store: PostgresLog
     /// A connection of its own for the turn lock: waiting for it must not hold up the writer's inserts.
@@ -42,6 +46,8 @@ final class ClusterNode: @unchecked Sendable {
     private let wakes: AsyncStream<Void>
     private let state = NIOLockedValueBox(State())
     private var tasks: [Task<Void, Never>] = []
+    /// Told once when the log writer has stopped (set before `start`).
+    var onWriterFailure: (@Sendable (String) -> Void)?
 
     private struct State {
         var stopped = false
@@ -50,6 +56,10 @@ final class ClusterNode: @unchecked Sendable {
         var reaping: Set<UInt64> = []
         var turns: UInt64 = 0
         var fetched: UInt64 = 0
+        /// Another node asked for the turn since this node last gave it back.
+        var wantedByOthers = false
+        /// The turn lock's connection while this node holds the lock.
+        var lockConnection: Int?
     }
 
     init(store: PostgresLog, turnLock: PostgresLog, ledger: Ledger, log: EventLog, hub: Hub,
@@ -68,10 +78,20 @@ final class ClusterNode: @unchecked Sendable {
 
     /// Makes the Ledger wait for turns and starts following the log.
     func start() async {
-        let wake = self.wake
+        let wake = self.wake, log = self.log, state = self.state, nodeId = self.nodeId
         await ledger.shareLog(wanted: { wake.yield() }, catchUp: { [weak self] in await self?.catchUp() })
         tasks.append(Task { await self.run() })
-        tasks.append(PostgresLog.listen(url: store.url, logger: logger) { wake.yield() })
+        tasks.append(PostgresLog.listen(url: store.url, channel: PostgresLog.logChannel, logger: logger) { payload in
+            // This node's own commits are announced too: nothing to fetch for those.
+            if let payload, let seq = UInt64(payload), seq <= log.durableSeq { return }
+            wake.yield()
+        })
+        tasks.append(PostgresLog.listen(url: store.url, channel: PostgresLog.turnChannel, logger: logger) { payload in
+            if payload == nodeId { return }
+            // nil: the listener was away and may have missed a request; give the lock back to be sure.
+            state.withLockedValue { $0.wantedByOthers = true }
+            wake.yield()
+        })
         tasks.append(Task {
             while !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: UInt64(self.settings.poll * 1e9))
@@ -137,11 +157,18 @@ final class ClusterNode: @unchecked Sendable {
             do {
                 if await ledger.hasTurnWaiters {
                     try await takeTurn()
-                } else {
+                } else if !isHoldingLock {
                     try await follow()
                 }
+                await releaseLockIfWanted()
             } catch {
+                if let reason = log.failureReason {
+                    await ledger.failTurnWaiters(APIError.storeUnavailable)
+                    onWriterFailure?(reason)
+                    break
+                }
                 logger.error("shared log: \(PostgresLog.describe(error))")
+                await giveUpLock()
                 await ledger.failTurnWaiters(APIError.storeUnavailable)
                 try? await Task.sleep(nanoseconds: 200_000_000)
                 wake.yield()
@@ -179,10 +206,51 @@ final class ClusterNode: @unchecked Sendable {
         try ledger.keys.adopt(found.map { WrappedKeyEntry(user: $0.0, wrapped: $0.1) })
     }
 
+    /// True while this node holds the turn lock on a connection that is still open.
+    private var isHoldingLock: Bool {
+        let held = state.withLockedValue { $0.lockConnection }
+        return held != nil && held == turnLock.currentConnectionId
+    }
+
+    /// Takes the turn lock (asking its holder for it, again every 50 ms), then fetches what
+    /// was committed before it.
+    private func acquireLock() async throws {
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(settings.turnTimeout * 1e9)
+        while true {
+            try await turnLock.announceTurnWanted(by: nodeId)
+            if let connection = try await turnLock.lockTurn(timeout: 0.05) {
+                state.withLockedValue { $0.lockConnection = connection }
+                break
+            }
+            if DispatchTime.now().uptimeNanoseconds > deadline {
+                throw PostgresLogError.damaged("the write turn was not free for \(settings.turnTimeout) s")
+            }
+        }
+        try await follow()
+    }
+
+    /// Gives the lock back when another node asked for it.
+    private func releaseLockIfWanted() async {
+        let release = state.withLockedValue { s -> Bool in
+            guard s.wantedByOthers, s.lockConnection != nil else { return false }
+            s.wantedByOthers = false
+            s.lockConnection = nil
+            return true
+        }
+        if release { await turnLock.unlockTurn() }
+    }
+
+    private func giveUpLock() async {
+        state.withLockedValue { $0.lockConnection = nil }
+        await turnLock.unlockTurn()
+    }
+
     private func takeTurn() async throws {
-        try await turnLock.lockTurn(timeout: settings.turnTimeout)
+        if !isHoldingLock {
+            state.withLockedValue { $0.lockConnection = nil }
+            try await acquireLock()
+        }
         do {
-            try await follow()
             let opened = DispatchTime.now().uptimeNanoseconds
             await ledger.openTurn()
             while true {
@@ -199,10 +267,9 @@ final class ClusterNode: @unchecked Sendable {
             state.withLockedValue { $0.turns += 1 }
         } catch {
             await ledger.closeTurn()
-            await turnLock.unlockTurn()
+            await giveUpLock()
             throw error
         }
-        await turnLock.unlockTurn()
     }
 
     /// This node was taken for dead (its heartbeat stopped for `nodeTimeout`, or the database

@@ -31,6 +31,7 @@ public final class ChatService: @unchecked Sendable {
     private var _store: PostgresLog?
     /// This node's part among the nodes serving that database.
     private var _cluster: ClusterNode?
+    private var restarting = false
 
     public init(config: ServerConfig, logger: Logger) async {
         self.config = config
@@ -110,6 +111,9 @@ public final class ChatService: @unchecked Sendable {
                                    ledger: ledger, log: log, hub: hub, settings: config.cluster,
                                    address: "\(config.host):\(config.port)",
                                    nodeId: try NodeIdentity.load(dataDirectory: config.dataDirectory), logger: logger)
+            node.onWriterFailure = { [weak self] reason in
+                Task { await self?.restartAfterWriterFailure(reason) }
+            }
             await node.start()
             cluster = node
             lock.withLock { _cluster = node }
@@ -185,6 +189,32 @@ public final class ChatService: @unchecked Sendable {
         let fetched = report.fetched.map { "fetched seqs \($0.lowerBound)…\($0.upperBound)" } ?? "nothing to fetch"
         logger.info("log in PostgreSQL at \(url) (log \(store.logId), head seq \(report.head)); local cache: \(fetched) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
         return store
+    }
+
+    /// Marks a restart in progress; false if one already is.
+    func beginRestart() -> Bool {
+        lock.withLock {
+            if restarting { return false }
+            restarting = true
+            return true
+        }
+    }
+
+    func endRestart() { lock.withLock { restarting = false } }
+
+    /// Takes the running Ledger, cluster part, store and snapshot scheduler out of service (it
+    /// answers 503 until the next `start`).
+    func takeRunningParts() -> (ledger: Ledger?, cluster: ClusterNode?, store: PostgresLog?, snapshots: SnapshotScheduler?) {
+        lock.withLock {
+            defer {
+                _ledger = nil
+                _deliveries = nil
+                _cluster = nil
+                _store = nil
+                _snapshots = nil
+            }
+            return (_ledger, _cluster, _store, _snapshots)
+        }
     }
 
     /// False while the database holding the log cannot be reached.

@@ -10,18 +10,31 @@ import PostgresNIO
 extension PostgresLog {
     static let turnLockKey: Int64 = 7_270_003
     /// The channel a committed batch is announced on (by its insert), with its last seq.
-    public static let notifyChannel = "chat_es_log"
+    public static let logChannel = "chat_es_log"
+    /// The channel a node that wants the write turn says so on, with its node id.
+    public static let turnChannel = "chat_es_turn"
 
-    /// Waits for the write turn: a session-level advisory lock on this log's connection, so a
-    /// node that dies or loses its connection gives it up. Gives up after `timeout` seconds.
-    public func lockTurn(timeout: Double) async throws {
-        try await query(PostgresQuery(unsafeSQL: "SET lock_timeout = '\(Int(timeout * 1000))ms'"))
-        try await query("SELECT pg_advisory_lock(\(Self.turnLockKey))")
+    /// Waits up to `timeout` seconds for the write turn: a session-level advisory lock on this
+    /// log's connection, so a node that dies or loses its connection gives it up. Returns the
+    /// connection it is held on (see `holdsConnection`), or nil when the wait timed out.
+    public func lockTurn(timeout: Double) async throws -> Int? {
+        try await query(PostgresQuery(unsafeSQL: "SET lock_timeout = '\(max(1, Int(timeout * 1000)))ms'"))
+        do {
+            try await query("SELECT pg_advisory_lock(\(Self.turnLockKey))")
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "55P03" {
+            return nil
+        }
+        return currentConnectionId
     }
 
     /// Gives the write turn back. A lost connection has given it back already.
     public func unlockTurn() async {
         _ = try? await query("SELECT pg_advisory_unlock(\(Self.turnLockKey))")
+    }
+
+    /// Tells the node holding the write turn that `node` wants it.
+    public func announceTurnWanted(by node: String) async throws {
+        try await query("SELECT pg_notify('chat_es_turn', \(node))")
     }
 
     /// Adds this node's epoch to the live nodes, with a heartbeat of now. `node` names the
@@ -79,11 +92,11 @@ extension PostgresLog {
         }
     }
 
-    /// Calls `notified` for each batch announced on `notifyChannel` until the task is cancelled,
-    /// on a connection of its own, connecting again (after `retry` seconds) when it drops.
-    /// Notifications only wake a reader early: one lost while reconnecting is found by its poll.
-    public static func listen(url: PostgresURL, logger: Logger, retry: Double = 0.5,
-                              notified: @escaping @Sendable () -> Void) -> Task<Void, Never> {
+    /// Calls `notified` with the payload of each notification on `channel` until the task is
+    /// cancelled, on a connection of its own, connecting again (after `retry` seconds) when it
+    /// drops; and with nil once connected, since one may have been missed meanwhile.
+    public static func listen(url: PostgresURL, channel: String, logger: Logger, retry: Double = 0.5,
+                              notified: @escaping @Sendable (String?) -> Void) -> Task<Void, Never> {
         Task {
             var id = 1_000_000
             while !Task.isCancelled {
@@ -93,10 +106,9 @@ extension PostgresLog {
                         on: Self.loops.next(), configuration: url.configuration, id: id, logger: logger)
                     do {
                         try await withTaskCancellationHandler {
-                            try await connection.listen(on: Self.notifyChannel) { sequence in
-                                // A batch may have committed while the listener was away.
-                                notified()
-                                for try await _ in sequence { notified() }
+                            try await connection.listen(on: channel) { sequence in
+                                notified(nil)
+                                for try await notification in sequence { notified(notification.payload) }
                             }
                         } onCancel: {
                             connection.close().whenComplete { _ in }

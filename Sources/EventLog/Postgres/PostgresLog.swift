@@ -30,6 +30,8 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     private var probing = false
     private var closed = false
     private var nextConnectionId = 1
+    /// The id of the connection queries go to now (nil while there is none).
+    private var openConnectionId: Int?
 
     private init(url: PostgresURL, logger: Logger) {
         self.url = url
@@ -309,6 +311,7 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
             nextConnectionId += 1
             let fresh = PostgresConnection.connect(on: loop, configuration: url.configuration, id: id, logger: logger)
             connection = fresh
+            openConnectionId = id
             // A failed connect or a connection that closes is forgotten, so the next query connects again.
             fresh.whenComplete { result in
                 switch result {
@@ -321,12 +324,23 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     }
 
     private func forget(_ connection: EventLoopFuture<PostgresConnection>) {
-        lock.withLock { if self.connection === connection { self.connection = nil } }
+        lock.withLock {
+            if self.connection === connection {
+                self.connection = nil
+                openConnectionId = nil
+            }
+        }
     }
+
+    /// The id of the connection queries go to now; a session lock taken on an earlier one is gone.
+    public var currentConnectionId: Int? { lock.withLock { openConnectionId } }
 
     private func dropConnection() {
         let old = lock.withLock { () -> EventLoopFuture<PostgresConnection>? in
-            defer { connection = nil }
+            defer {
+                connection = nil
+                openConnectionId = nil
+            }
             return connection
         }
         old?.whenSuccess { open in

@@ -25,6 +25,11 @@ struct LoadgenCommand: AsyncParsableCommand {
     @Option(help: "Base URL of the server; loopback only (e.g. http://127.0.0.1:8080).")
     var url: String
 
+    @Option(name: .customLong("also-url"), help: ArgumentHelp(
+        "Another node serving the same log (repeatable): users' sockets are spread over --url and these round robin, so each sender's receivers sit on other nodes. Set-up requests go to --url.",
+        valueName: "url"))
+    var otherURLs: [String] = []
+
     @Option(help: "Users to register, log in and connect (2…20000).")
     var users: Int = 20
 
@@ -60,6 +65,7 @@ struct LoadgenCommand: AsyncParsableCommand {
 
     func validate() throws {
         _ = try LoadgenTarget(url)
+        for other in otherURLs { _ = try LoadgenTarget(other) }
         guard (2...20_000).contains(users) else { throw ValidationError("--users must be 2…20000") }
         guard (1...users).contains(senders) else { throw ValidationError("--senders must be 1…users") }
         guard rate.isFinite, (0...1_000_000).contains(rate) else { throw ValidationError("--rate must be 0…1000000") }
@@ -92,7 +98,7 @@ struct LoadgenCommand: AsyncParsableCommand {
         logger.logLevel = .critical  // stdout carries only the summary or the JSON object
         let context = LoadgenRunContext(
             runID: runID,
-            webSocketBase: target.webSocket,
+            webSocketBases: [target.webSocket] + (try otherURLs.map { try LoadgenTarget($0).webSocket }),
             rate: rate,
             senders: senders,
             window: window,
@@ -128,7 +134,7 @@ struct LoadgenCommand: AsyncParsableCommand {
         }
         let latencies = context.latencies.merged()
         let report = LoadgenReport(
-            url: target.http, users: users, senders: senders, rate: rate, window: window, fanout: fanout,
+            url: ([target.http] + otherURLs).joined(separator: " + "), users: users, senders: senders, rate: rate, window: window, fanout: fanout,
             durationSeconds: duration, elapsedSeconds: phases.elapsed, setupSeconds: phases.setup,
             connected: connected, ackedAtStop: phases.ackedAtStop, deliveredAtStop: phases.deliveredAtStop,
             totals: totals, unacked: unacked, ack: latencies.ack, e2e: latencies.e2e,

@@ -10,7 +10,8 @@ struct LoadgenSchedule: Sendable {
 struct LoadgenRunContext: Sendable {
     let runID: String
     /// `ws://host:port` without a trailing slash.
-    let webSocketBase: String
+    /// One per node; user `i`'s socket goes to `webSocketBases[i % count]`.
+    let webSocketBases: [String]
     /// Total target rate over all senders in messages/s; 0 means as fast as the window allows.
     let rate: Double
     let senders: Int

@@ -97,7 +97,8 @@ final class LoadgenSocket: Sendable {
 
     /// Opens the TCP connection and upgrades it; resolves once the handler is in place.
     private func connect(_ handler: LoadgenSocketHandler) async throws -> any Channel {
-        let target = try LoadgenSocketTarget(context.webSocketBase, token: user.access)
+        let bases = context.webSocketBases
+        let target = try LoadgenSocketTarget(bases[user.index % bases.count], token: user.access)
         let upgraded = try await ClientBootstrap(group: loop)
             .connectTimeout(.seconds(10))
             .connect(host: target.host, port: target.port) { channel in
