@@ -38,4 +38,24 @@ import Testing
         s.add(.socketConnected(SocketConnected(userId: a, socketId: 1)))
         #expect(s.set.isConnected(a))
     }
+
+    @Test func nodesOfASharedLogKeepEachOthersSocketsUntilOneLeaves() {
+        var s = Scenario()
+        let a = s.register("a")
+        let b = s.register("b")
+        s.add(.serverStarted(ServerStarted(epoch: 1, shared: true)))
+        s.add(.serverStarted(ServerStarted(epoch: 2, shared: true)))
+        s.add(.socketConnected(SocketConnected(userId: a, socketId: 1 << 32 | 1)))
+        s.add(.socketConnected(SocketConnected(userId: b, socketId: 2 << 32 | 1)))
+        s.add(.socketConnected(SocketConnected(userId: b, socketId: 1 << 32 | 2)))
+        // A third node joining closes nobody's sockets.
+        s.add(.serverStarted(ServerStarted(epoch: 3, shared: true)))
+        #expect(s.set.isConnected(a) && s.set.isConnected(b))
+        #expect(s.set.presence.epoch == 3)
+        #expect(s.set.presence.userIds(withSocketsOf: 1) == [a, b])
+        s.add(.nodeLeft(NodeLeft(epoch: 1)))
+        #expect(!s.set.isConnected(a), "a's only socket was on the node that left")
+        #expect(s.set.presence.socketIds(of: b) == [2 << 32 | 1], "b's socket on node 2 stays")
+        #expect(s.set.presence.userIds(withSocketsOf: 1).isEmpty)
+    }
 }

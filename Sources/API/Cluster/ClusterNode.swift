@@ -1,4 +1,5 @@
 import EventLog
+import CoreMetrics
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -32,8 +33,9 @@ public struct ClusterSettings: Sendable {
 /// heartbeat and ends dead nodes' epochs.
 final class ClusterNode: @unchecked Sendable {
     let store: PostgresLog
-    /// A connection of its own for the turn lock: waiting for it must not hold up the writer's inserts.
-    let turnLock: PostgresLog
+    /// A connection of its own for heartbeats and requests for the turn, which must not wait
+    /// behind a turn lock request on the writer's connection.
+    let side: PostgresLog
     let ledger: Ledger
     let log: EventLog
     let hub: Hub
@@ -46,6 +48,9 @@ final class ClusterNode: @unchecked Sendable {
     private let wakes: AsyncStream<Void>
     private let state = NIOLockedValueBox(State())
     private var tasks: [Task<Void, Never>] = []
+    private let turns = Counter(label: "chat_cluster_turns_total")
+    private let lockTakes = Counter(label: "chat_cluster_lock_acquisitions_total")
+    private let fetched = Counter(label: "chat_cluster_events_fetched_total")
     /// Told once when the log writer has stopped (set before `start`).
     var onWriterFailure: (@Sendable (String) -> Void)?
 
@@ -54,19 +59,19 @@ final class ClusterNode: @unchecked Sendable {
         /// Callers of `catchUp()` waiting for the next pass.
         var catchUpWaiters: [CheckedContinuation<Void, Never>] = []
         var reaping: Set<UInt64> = []
-        var turns: UInt64 = 0
-        var fetched: UInt64 = 0
+        /// Since when this node's heartbeats have been getting through (nil after a failure).
+        var beatingSince: UInt64?
         /// Another node asked for the turn since this node last gave it back.
         var wantedByOthers = false
         /// The turn lock's connection while this node holds the lock.
         var lockConnection: Int?
     }
 
-    init(store: PostgresLog, turnLock: PostgresLog, ledger: Ledger, log: EventLog, hub: Hub,
+    init(store: PostgresLog, side: PostgresLog, ledger: Ledger, log: EventLog, hub: Hub,
          settings: ClusterSettings, address: String, nodeId: String, logger: Logger) {
         self.nodeId = nodeId
         self.store = store
-        self.turnLock = turnLock
+        self.side = side
         self.ledger = ledger
         self.log = log
         self.hub = hub
@@ -103,12 +108,12 @@ final class ClusterNode: @unchecked Sendable {
     /// Joins the serving nodes under a new epoch (ending this node's earlier runs' epochs,
     /// which a crash may have left with sockets), lists it with a heartbeat, and returns it.
     func join() async throws -> UInt64 {
-        let previous = try await store.epochs(ofNode: nodeId)
+        let previous = try await side.epochs(ofNode: nodeId)
         let seq = try await ledger.startEpoch(ending: previous)
         try await log.waitUntilDurable(seq)
         let epoch = await ledger.ownEpoch
-        try await store.registerNode(epoch: epoch, node: nodeId, address: address)
-        for old in previous { try await store.removeNode(epoch: old) }
+        try await side.registerNode(epoch: epoch, node: nodeId, address: address)
+        for old in previous { try await side.removeNode(epoch: old) }
         return epoch
     }
 
@@ -128,8 +133,8 @@ final class ClusterNode: @unchecked Sendable {
         await ledger.failTurnWaiters(APIError.storeUnavailable)
         for task in tasks { task.cancel() }
         wake.yield()
-        if let epoch { try? await store.removeNode(epoch: epoch) }
-        await turnLock.close()
+        if let epoch { try? await side.removeNode(epoch: epoch) }
+        await side.close()
     }
 
     /// Returns after a pass that fetched everything committed before the call.
@@ -142,8 +147,6 @@ final class ClusterNode: @unchecked Sendable {
             if stopped { waiter.resume() } else { wake.yield() }
         }
     }
-
-    var statistics: (turns: UInt64, fetched: UInt64) { state.withLockedValue { ($0.turns, $0.fetched) } }
 
     // MARK: the loop
 
@@ -168,6 +171,7 @@ final class ClusterNode: @unchecked Sendable {
                     break
                 }
                 logger.error("shared log: \(PostgresLog.describe(error))")
+                store.noteFailure(error)
                 await giveUpLock()
                 await ledger.failTurnWaiters(APIError.storeUnavailable)
                 try? await Task.sleep(nanoseconds: 200_000_000)
@@ -188,7 +192,7 @@ final class ClusterNode: @unchecked Sendable {
             let records = try log.appendCommitted(page)
             try await adoptKeys(registeredIn: records)
             let applied = try await ledger.applyStored(records)
-            state.withLockedValue { $0.fetched += UInt64(records.count) }
+            fetched.increment(by: records.count)
             hub.write(applied.frames.map { (nil, $0) })
             if applied.endedOwnEpoch { rejoin() }
             if page.count < 500 { return }
@@ -209,17 +213,19 @@ final class ClusterNode: @unchecked Sendable {
     /// True while this node holds the turn lock on a connection that is still open.
     private var isHoldingLock: Bool {
         let held = state.withLockedValue { $0.lockConnection }
-        return held != nil && held == turnLock.currentConnectionId
+        return held != nil && held == store.currentConnectionId
     }
 
-    /// Takes the turn lock (asking its holder for it, again every 50 ms), then fetches what
+    /// Takes the turn lock (asking its holder for it, again every 200 ms: a request that came
+    /// while the holder was between turns may have been used up already), then fetches what
     /// was committed before it.
     private func acquireLock() async throws {
         let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(settings.turnTimeout * 1e9)
         while true {
-            try await turnLock.announceTurnWanted(by: nodeId)
-            if let connection = try await turnLock.lockTurn(timeout: 0.05) {
+            try await side.announceTurnWanted(by: nodeId)
+            if let connection = try await store.lockTurn(timeout: 0.2) {
                 state.withLockedValue { $0.lockConnection = connection }
+                lockTakes.increment()
                 break
             }
             if DispatchTime.now().uptimeNanoseconds > deadline {
@@ -237,12 +243,12 @@ final class ClusterNode: @unchecked Sendable {
             s.lockConnection = nil
             return true
         }
-        if release { await turnLock.unlockTurn() }
+        if release { await store.unlockTurn() }
     }
 
     private func giveUpLock() async {
         state.withLockedValue { $0.lockConnection = nil }
-        await turnLock.unlockTurn()
+        await store.unlockTurn()
     }
 
     private func takeTurn() async throws {
@@ -264,7 +270,7 @@ final class ClusterNode: @unchecked Sendable {
             await ledger.closeTurn()
             let reserved = log.nextAssignedSeq - 1
             if reserved > log.durableSeq { try await log.waitUntilDurable(reserved) }
-            state.withLockedValue { $0.turns += 1 }
+            turns.increment()
         } catch {
             await ledger.closeTurn()
             await giveUpLock()
@@ -296,12 +302,22 @@ final class ClusterNode: @unchecked Sendable {
             if Task.isCancelled { break }
             do {
                 let own = await ledger.ownEpoch
-                try await store.heartbeat(epoch: own)
-                for dead in try await store.staleNodes(olderThan: settings.nodeTimeout) where dead != own {
+                try await side.heartbeat(epoch: own)
+                // After an outage every heartbeat is old: judge others only once they have had
+                // `nodeTimeout` to beat again, as this node has.
+                let now = DispatchTime.now().uptimeNanoseconds
+                let since = state.withLockedValue { s -> UInt64 in
+                    if s.beatingSince == nil { s.beatingSince = now }
+                    return s.beatingSince!
+                }
+                guard Double(now - since) / 1e9 >= settings.nodeTimeout else { continue }
+                for dead in try await side.staleNodes(olderThan: settings.nodeTimeout) where dead != own {
                     let first = state.withLockedValue { $0.reaping.insert(dead).inserted }
                     if first { Task { await self.endEpoch(dead) } }
                 }
             } catch {
+                state.withLockedValue { $0.beatingSince = nil }
+                store.noteFailure(error)
                 logger.warning("heartbeat: \(PostgresLog.describe(error))")
             }
         }
@@ -315,7 +331,7 @@ final class ClusterNode: @unchecked Sendable {
                 hub.write(left.frames.map { (nil, $0) })
                 logger.warning("node of epoch \(epoch) has no heartbeat for \(settings.nodeTimeout) s: its sockets count as closed")
             }
-            try await store.removeNode(epoch: epoch)
+            try await side.removeNode(epoch: epoch)
         } catch {
             logger.warning("ending the epoch of node \(epoch): \(error)")
         }

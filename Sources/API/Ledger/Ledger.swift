@@ -123,19 +123,25 @@ public actor Ledger {
 
     // MARK: sockets and presence
 
-    /// Opens a socket of a live session: the outbox joins the hub inside the actor, so a
-    /// session end decided after this call always finds it. Nil if the session has ended.
-    func socketOpened(_ token: VerifiedToken, channel: any Channel) async throws -> (outbox: SocketOutbox, seq: UInt64, presence: Fanout?)? {
+    /// A new socket's outbox, in the hub from now on but holding its frames until the upgrade
+    /// is done (`SocketOutbox.release`): opened inside the actor before the upgrade is answered,
+    /// so a session end or a message decided or applied after that always finds it.
+    func preopenSocket(_ token: VerifiedToken, channel: any Channel) -> SocketOutbox {
+        let outbox = SocketOutbox(user: token.userId, session: token.sessionId, id: nextSocketId, channel: channel, held: true)
+        nextSocketId += 1
+        hub.open(outbox)
+        return outbox
+    }
+
+    /// Records the opening of a socket of a live session. Nil if the session has ended (the
+    /// caller closes the socket).
+    func socketOpened(_ token: VerifiedToken, outbox: SocketOutbox) async throws -> (seq: UInt64, presence: Fanout?)? {
         try await awaitTurn()
         guard isLive(token) else { return nil }
         let userId = token.userId
         let before = presenceState(userId, now: nowMicros)
-        let socketId = nextSocketId
-        nextSocketId += 1
-        let seq = try commit([.socketConnected(SocketConnected(userId: userId, socketId: socketId))])
-        let outbox = SocketOutbox(user: userId, session: token.sessionId, id: socketId, channel: channel)
-        hub.open(outbox)
-        return (outbox, seq, presenceChange(userId, from: before))
+        let seq = try commit([.socketConnected(SocketConnected(userId: userId, socketId: outbox.id))])
+        return (seq, presenceChange(userId, from: before))
     }
 
     func socketClosed(userId: UInt32, socketId: UInt64) async throws -> (seq: UInt64, presence: Fanout?) {

@@ -37,31 +37,37 @@ extension ChatService {
         _ = channel.setOption(ChannelOptions.writeBufferWaterMark,
                               value: .init(low: SocketOutbox.bufferedBytesLimit / 2, high: SocketOutbox.bufferedBytesLimit))
         let executor = EventLoopTaskExecutor(channel.eventLoop)
+        let outbox = await ledger.preopenSocket(verified, channel: channel)
+        // An upgrade that never completes leaves no outbox behind.
+        let hub = self.hub
+        channel.closeFuture.whenComplete { _ in hub.close(outbox) }
         return .upgrade([:]) { inbound, outbound, _ in
             await withTaskExecutorPreference(executor) {
-                await self.serveSocket(user: verified, channel: channel, ledger: ledger, deliveries: deliveries,
+                await self.serveSocket(user: verified, outbox: outbox, ledger: ledger, deliveries: deliveries,
                                        inbound: inbound, outbound: outbound)
             }
         }
     }
 
-    private func serveSocket(user: VerifiedToken, channel: any Channel, ledger: Ledger, deliveries: DurableDeliveries,
+    private func serveSocket(user: VerifiedToken, outbox: SocketOutbox, ledger: Ledger, deliveries: DurableDeliveries,
                              inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
-        let opened: (outbox: SocketOutbox, seq: UInt64, presence: Fanout?)
+        let opened: (seq: UInt64, presence: Fanout?)
+        outbox.loop.execute { outbox.release() }
         do {
             // The session may have ended since the upgrade was decided.
-            guard let result = try await ledger.socketOpened(user, channel: channel) else {
+            guard let result = try await ledger.socketOpened(user, outbox: outbox) else {
+                hub.close(outbox)
                 try? await outbound.close(.unknown(4401), reason: "session ended")
                 return
             }
             opened = result
             try await durable(opened.seq)
         } catch {
+            hub.close(outbox)
             try? await outbound.close(.unexpectedServerError, reason: "storage unavailable")
             return
         }
         metrics.socketsOpened.increment()
-        let outbox = opened.outbox
         if isStopping { outbox.goAway() }
         if let presence = opened.presence { hub.deliver(presence) }
         let session = SocketSession(service: self, ledger: ledger, deliveries: deliveries, user: user,

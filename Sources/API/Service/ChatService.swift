@@ -107,7 +107,7 @@ public final class ChatService: @unchecked Sendable {
                             keys: keys, hub: hub, expiryScheduled: { timer.schedule(at: $0) })
         var cluster: ClusterNode?
         if let store = lock.withLock({ _store }) {
-            let node = ClusterNode(store: store, turnLock: try await PostgresLog.open(url: store.url, logger: logger),
+            let node = ClusterNode(store: store, side: try await PostgresLog.open(url: store.url, logger: logger),
                                    ledger: ledger, log: log, hub: hub, settings: config.cluster,
                                    address: "\(config.host):\(config.port)",
                                    nodeId: try NodeIdentity.load(dataDirectory: config.dataDirectory), logger: logger)
@@ -119,7 +119,7 @@ public final class ChatService: @unchecked Sendable {
             lock.withLock { _cluster = node }
         }
         if let cluster {
-            let epoch = try await cluster.join()
+            let epoch = try await joinPatiently(cluster)
             cluster.startHeartbeat()
             logger.info("joined the nodes serving \(config.postgres.map { "\($0)" } ?? "") as epoch \(epoch)")
         } else {
@@ -189,6 +189,20 @@ public final class ChatService: @unchecked Sendable {
         let fetched = report.fetched.map { "fetched seqs \($0.lowerBound)…\($0.upperBound)" } ?? "nothing to fetch"
         logger.info("log in PostgreSQL at \(url) (log \(store.logId), head seq \(report.head)); local cache: \(fetched) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
         return store
+    }
+
+    /// Joins the nodes, retrying for 30 s: the turn may be busy or the database briefly away.
+    private func joinPatiently(_ cluster: ClusterNode) async throws -> UInt64 {
+        let deadline = Date().addingTimeInterval(30)
+        while true {
+            do {
+                return try await cluster.join()
+            } catch {
+                if Date() > deadline || stopping.withLockedValue({ $0 }) { throw error }
+                logger.warning("joining the other nodes failed, retrying: \(error)")
+                try await Task.sleep(nanoseconds: 500_000_000)
+            }
+        }
     }
 
     /// Marks a restart in progress; false if one already is.

@@ -32,13 +32,26 @@ final class SocketOutbox: @unchecked Sendable {
     private var needsFlush = false
     private var lookedUpEncoder = false
     private var encoder: ChannelHandlerContext?
+    /// Frames kept until `release()`: the outbox joins the hub before the upgrade is answered
+    /// (so no event applied after the client sees its socket open can miss it), and nothing
+    /// may reach the channel before the WebSocket handlers do.
+    private var held: [WireFrame]?
 
-    init(user: UInt32, session: TokenID, id: UInt64, channel: any Channel) {
+    init(user: UInt32, session: TokenID, id: UInt64, channel: any Channel, held: Bool = false) {
         self.user = user
         self.session = session
         self.id = id
         self.channel = channel
+        self.held = held ? [] : nil
         (closeRequested, closeRequests) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Writes the frames held since the outbox opened, and every later one as it comes. Loop only.
+    func release() {
+        guard let frames = held else { return }
+        held = nil
+        for frame in frames { enqueue(frame) }
+        flush()
     }
 
     var loop: any EventLoop { channel.eventLoop }
@@ -46,6 +59,11 @@ final class SocketOutbox: @unchecked Sendable {
     /// Queues `frame` without flushing; call `flush()` once the batch is written. Loop only.
     func enqueue(_ frame: WireFrame) {
         guard !ended, !isSilenced else { return }
+        if held != nil {
+            if held!.count >= Self.backlogLimit { return end(.policyViolation, "outbound queue overflow") }
+            held!.append(frame)
+            return
+        }
         if channel.isWritable {
             backlog = 0
         } else {
@@ -74,7 +92,7 @@ final class SocketOutbox: @unchecked Sendable {
 
     /// Flushes what `enqueue` wrote since the last flush. Loop only.
     func flush() {
-        guard needsFlush else { return }
+        guard needsFlush, held == nil else { return }
         needsFlush = false
         if let encoder { encoder.flush() } else { channel.flush() }
     }

@@ -15,10 +15,14 @@ extension PostgresLog {
     public static let turnChannel = "chat_es_turn"
 
     /// Waits up to `timeout` seconds for the write turn: a session-level advisory lock on this
-    /// log's connection, so a node that dies or loses its connection gives it up. Returns the
-    /// connection it is held on (see `holdsConnection`), or nil when the wait timed out.
+    /// log's connection, so a node that dies or loses its connection gives it up. Take it on
+    /// the connection that inserts the batches: a node killed with an insert in flight gives
+    /// the lock up only once its server process ends, after that insert committed or failed,
+    /// so the next holder's catch-up sees it. Returns the connection it is held on (compare
+    /// `currentConnectionId`), or nil when the wait timed out.
     public func lockTurn(timeout: Double) async throws -> Int? {
         try await query(PostgresQuery(unsafeSQL: "SET lock_timeout = '\(max(1, Int(timeout * 1000)))ms'"))
+        defer { run("RESET lock_timeout").whenComplete { _ in } }
         do {
             try await query("SELECT pg_advisory_lock(\(Self.turnLockKey))")
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "55P03" {

@@ -257,7 +257,12 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     }
 
     /// Marks the store unavailable (the server answers 503 to writes) and probes every 500 ms
-    /// until the database answers again.
+    /// until the database answers again. For failures found elsewhere than by this log's own
+    /// queries (another connection of the node); errors that are not the connection's are ignored.
+    public func noteFailure(_ error: any Error) {
+        if Self.isTransient(error) { markUnavailable(error) }
+    }
+
     func markUnavailable(_ error: any Error) {
         let first = lock.withLock { () -> Bool in
             defer {

@@ -64,6 +64,11 @@ extension EventLog {
                 return true
             }
         }
+        feedSubscribers(records)
+    }
+
+    /// Called with `cond` held.
+    func feedSubscribers(_ records: [Record]) {
         for (id, var sub) in subscribers {
             if sub.live {
                 for record in records { sub.continuation.yield(record) }

@@ -54,14 +54,7 @@ extension EventLog {
                 durable = header.lastSeq
                 nextSeq = durable + 1
                 headHash = header.headerHash
-                for (id, var sub) in subscribers {
-                    if sub.live {
-                        for record in batchRecords { sub.continuation.yield(record) }
-                    } else {
-                        sub.buffered.append(contentsOf: batchRecords)
-                        subscribers[id] = sub
-                    }
-                }
+                feedSubscribers(batchRecords)
                 records.append(contentsOf: batchRecords)
             }
             listener = durabilityListener
