@@ -29,7 +29,8 @@ keys from the database).
 2. PostgreSQL stopped (`pg_ctl -m immediate stop`) under node A with a socket open:
    * the first write after the stop (a registration) answers 503 storage_unavailable and
      /healthz turns 503 within 2 s;
-   * a WebSocket send gets no ack while the database is down; /healthz answers 503
+   * a WebSocket send gets no ack while the database is down (it is held, or refused with an
+     `unavailable` error frame: a node of a shared log cannot take its write turn); /healthz answers 503
      `storage_unavailable` within 5 s; registration, login and POST /api/chat/send/ answer 503
      `storage_unavailable`; the node stays alive;
    * PostgreSQL restarts: /healthz is 200 again and the pending send's ack arrives within 15 s
@@ -628,7 +629,9 @@ def campaign_outage(rep: Report, a: Server, pg: PgCluster, base: str, url: str, 
     rep.fig("outage: first registration after the stop / /healthz 503 after it (s)",
             f"{first} / {'%.2f' % flipped if flipped is not None else 'not within 2 s'}")
 
-    # a WebSocket send while the database is down: held, never acknowledged
+    # a WebSocket send while the database is down: never acknowledged; held until the database
+    # returns, or refused with an `unavailable` error (its write turn could not be taken) and
+    # re-sent by the client with the same client_id
     ws.send(json.dumps({"message": "text pg-down-1", "receiver": bob["username"], "client_id": "pg-down-1"}))
     t_send = time.monotonic()
     health = None
@@ -663,7 +666,10 @@ def campaign_outage(rep: Report, a: Server, pg: PgCluster, base: str, url: str, 
     except Exception as e:  # noqa: BLE001
         socket_closed = True
         rep.note(f"the socket closed during the outage: {type(e).__name__}: {e}")
-    rep.check(acked_down is None, f"outage: a send was answered while PostgreSQL was down: {acked_down}")
+    refused_down = acked_down is not None and acked_down.get("type") == "error" \
+        and acked_down.get("code") == "unavailable" and acked_down.get("client_id") == "pg-down-1"
+    rep.check(acked_down is None or refused_down,
+              f"outage: a send was answered while PostgreSQL was down: {acked_down}")
     check_alive(rep, a, "outage: node A while PostgreSQL was down")
     down_for = time.monotonic() - t_stop
 
@@ -672,14 +678,16 @@ def campaign_outage(rep: Report, a: Server, pg: PgCluster, base: str, url: str, 
     t_up = time.monotonic()
     t_health = t_ack = None
     ack = None
-    while time.monotonic() - t_up < 15 and (t_health is None or (ack is None and not socket_closed)):
+    if refused_down:
+        ack = None
+    while time.monotonic() - t_up < 15 and (t_health is None or (ack is None and not socket_closed and not refused_down)):
         if t_health is None:
             try:
                 if a.get("/healthz", timeout=2).status_code == 200:
                     t_health = time.monotonic() - t_up
             except requests.RequestException:
                 pass
-        if ack is None and not socket_closed:
+        if ack is None and not socket_closed and not refused_down:
             try:
                 ack = wait_frame(ws, "pg-down-1", 0.05)
                 t_ack = time.monotonic() - t_up
@@ -689,9 +697,10 @@ def campaign_outage(rep: Report, a: Server, pg: PgCluster, base: str, url: str, 
                 socket_closed = True
                 rep.note(f"the socket closed after PostgreSQL came back: {type(e).__name__}: {e}")
     rep.check(t_health is not None, "recovery: /healthz not 200 within 15 s of PostgreSQL's start")
-    if socket_closed:
-        # resend with the same client_id on a new socket: stored once
-        ws = ws_connect(a.ws_url + "/api/chat/send/?token=" + tok, open_timeout=5)
+    if socket_closed or refused_down:
+        # resend with the same client_id (on a new socket if it closed): stored once
+        if socket_closed:
+            ws = ws_connect(a.ws_url + "/api/chat/send/?token=" + tok, open_timeout=5)
         ack = send_wait(ws, "pg-down-1", "text pg-down-1", bob["username"], timeout=15)
         t_ack = time.monotonic() - t_up
     rep.check(ack is not None and ack.get("type") == "message.ack",
@@ -699,7 +708,8 @@ def campaign_outage(rep: Report, a: Server, pg: PgCluster, base: str, url: str, 
     rep.fig("outage: PostgreSQL down for s", round(down_for, 2))
     rep.fig("recovery after PostgreSQL start: /healthz 200 / pending ack (s)",
             f"{'%.2f' % t_health if t_health is not None else '-'} / {'%.2f' % t_ack if t_ack is not None else '-'}")
-    rep.fig("recovery: the pending send's socket", "closed, re-sent" if socket_closed else "stayed open, ack arrived")
+    rep.fig("recovery: the pending send", "socket closed, re-sent" if socket_closed
+            else "refused (unavailable), re-sent" if refused_down else "held, ack arrived")
     # new writes work
     try:
         name = rand_name("after")
@@ -730,7 +740,8 @@ def campaign_outage(rep: Report, a: Server, pg: PgCluster, base: str, url: str, 
         early = wait_frame(ws, "pg-term", 0.3)
     except Exception:  # noqa: BLE001
         early = None
-    rep.check(early is None, f"second outage: a send was answered while PostgreSQL was down: {early}")
+    rep.check(early is None or (early.get("type") == "error" and early.get("code") == "unavailable"),
+              f"second outage: a send was answered while PostgreSQL was down: {early}")
     t0 = time.monotonic()
     rc = a.stop(timeout=10)
     t_term = time.monotonic() - t0
