@@ -216,14 +216,21 @@ final class ClusterNode: @unchecked Sendable {
         return held != nil && held == store.currentConnectionId
     }
 
-    /// Takes the turn lock (asking its holder for it, again every 200 ms: a request that came
-    /// while the holder was between turns may have been used up already), then fetches what
-    /// was committed before it.
+    /// Takes the turn lock, then fetches what was committed before it. While it waits it asks
+    /// the holder for the lock every 10 ms: a holder that gave it back for an earlier request
+    /// may have taken it again before this node's request reached the queue, its request used up.
     private func acquireLock() async throws {
         let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(settings.turnTimeout * 1e9)
+        let (side, nodeId) = (self.side, self.nodeId)
+        let asking = Task {
+            while !Task.isCancelled {
+                try? await side.announceTurnWanted(by: nodeId)
+                try? await Task.sleep(nanoseconds: 10_000_000)
+            }
+        }
+        defer { asking.cancel() }
         while true {
-            try await side.announceTurnWanted(by: nodeId)
-            if let connection = try await store.lockTurn(timeout: 0.2) {
+            if let connection = try await store.lockTurn(timeout: 1) {
                 state.withLockedValue { $0.lockConnection = connection }
                 lockTakes.increment()
                 break
