@@ -126,8 +126,8 @@ struct PostgresLogTests {
     @Test func nodesAndTheirHeartbeats() async throws {
         let url = try await PostgresTestServer.freshDatabase()
         let store = try await PostgresLog.open(url: url)
-        try await store.registerNode(epoch: 3, node: "n1", address: "a:1")
-        try await store.registerNode(epoch: 4, node: "n2", address: "a:2")
+        try await store.registerNode(epoch: 3, node: "n1", address: "a:1", connections: "")
+        try await store.registerNode(epoch: 4, node: "n2", address: "a:2", connections: "")
         #expect(try await store.epochs(ofNode: "n1") == [3])
         #expect(try await store.staleNodes(olderThan: 60).isEmpty)
         try await Task.sleep(nanoseconds: 300_000_000)
@@ -135,6 +135,21 @@ struct PostgresLogTests {
         #expect(try await store.staleNodes(olderThan: 0.2) == [3])
         try await store.removeNode(epoch: 3)
         #expect(try await store.liveNodes().map(\.epoch) == [4])
+        await store.close()
+    }
+
+    @Test func aStaleNodesSessionsAreEnded() async throws {
+        let url = try await PostgresTestServer.freshDatabase()
+        let store = try await PostgresLog.open(url: url)
+        let hung = try await PostgresLog.open(url: url.named("chat-es hung-node"))
+        #expect(try await hung.lockTurn(timeout: 1) != nil)
+        try await store.registerNode(epoch: 7, node: "hung", address: "a:7", connections: "chat-es hung-node")
+        #expect(try await store.endConnections(ofStaleNode: 7, olderThan: 60) == 0, "a node with a fresh heartbeat is left alone")
+        try await Task.sleep(nanoseconds: 300_000_000)
+        #expect(try await store.endConnections(ofStaleNode: 7, olderThan: 0.2) == 1)
+        // Its turn lock went with its session.
+        #expect(try await store.lockTurn(timeout: 2) != nil)
+        await hung.close()
         await store.close()
     }
 

@@ -112,7 +112,8 @@ final class ClusterNode: @unchecked Sendable {
         let seq = try await ledger.startEpoch(ending: previous)
         try await log.waitUntilDurable(seq)
         let epoch = await ledger.ownEpoch
-        try await side.registerNode(epoch: epoch, node: nodeId, address: address)
+        try await side.registerNode(epoch: epoch, node: nodeId, address: address,
+                                    connections: store.url.applicationName ?? "")
         for old in previous { try await side.removeNode(epoch: old) }
         return epoch
     }
@@ -333,6 +334,9 @@ final class ClusterNode: @unchecked Sendable {
     private func endEpoch(_ epoch: UInt64) async {
         defer { _ = state.withLockedValue { $0.reaping.remove(epoch) } }
         do {
+            // A hung node, or one cut off from the database, may hold the turn lock.
+            let ended = try await side.endConnections(ofStaleNode: epoch, olderThan: settings.nodeTimeout)
+            if ended > 0 { logger.warning("ended \(ended) database sessions of node \(epoch), which has no heartbeat") }
             if let left = try await ledger.nodeLeft(epoch) {
                 try await log.waitUntilDurable(left.seq)
                 hub.write(left.frames.map { (nil, $0) })

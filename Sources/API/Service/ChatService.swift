@@ -60,7 +60,9 @@ public final class ChatService: @unchecked Sendable {
         }
         var options = EventLogOptions(durability: durability)
         if let url = config.postgres {
-            let store = try await openStore(url, logDirectory: logDir)
+            // Names this process's connections, so other nodes can end them if it hangs.
+            let name = "chat-es \(try NodeIdentity.load(dataDirectory: config.dataDirectory)) \(UUID().uuidString.prefix(8).lowercased())"
+            let store = try await openStore(url.named(name), logDirectory: logDir)
             lock.withLock { _store = store }
             // The database's commit is what makes a batch durable; the local files are a cache
             // that the next start brings level with it, so they are not synced.

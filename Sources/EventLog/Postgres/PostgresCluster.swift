@@ -43,11 +43,29 @@ extension PostgresLog {
 
     /// Adds this node's epoch to the live nodes, with a heartbeat of now. `node` names the
     /// node across restarts (its data directory's id).
-    public func registerNode(epoch: UInt64, node: String, address: String) async throws {
+    /// `connections` is the `application_name` of this process's connections, so a node found
+    /// dead can have them ended (`endConnections(ofStaleNode:)`).
+    public func registerNode(epoch: UInt64, node: String, address: String, connections: String) async throws {
         try await query("""
-            INSERT INTO chat_es_nodes (epoch, node, address, heartbeat) VALUES (\(Int64(epoch)), \(node), \(address), now())
+            INSERT INTO chat_es_nodes (epoch, node, address, heartbeat, connections)
+            VALUES (\(Int64(epoch)), \(node), \(address), now(), \(connections))
             ON CONFLICT (epoch) DO UPDATE SET heartbeat = now()
             """)
+    }
+
+    /// Ends the database sessions of the node of `epoch` if its heartbeat is older than
+    /// `seconds`: a node that hangs, or whose network is cut, may hold the turn lock, which the
+    /// database would otherwise keep until its TCP keepalive gives up (hours by default).
+    /// Returns how many sessions were ended.
+    @discardableResult
+    public func endConnections(ofStaleNode epoch: UInt64, olderThan seconds: Double) async throws -> Int {
+        let rows = try await query(PostgresQuery(unsafeSQL: """
+            SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN chat_es_nodes n
+              ON a.application_name = n.connections AND n.connections <> ''
+            WHERE n.epoch = \(Int64(epoch)) AND n.heartbeat < now() - interval '\(Int(seconds * 1000)) milliseconds'
+              AND a.datname = current_database() AND a.pid <> pg_backend_pid()
+            """)).rows
+        return rows.count
     }
 
     /// The epochs still listed for `node`: earlier runs of a node starting again, all dead.

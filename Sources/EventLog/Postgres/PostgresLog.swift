@@ -206,7 +206,7 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
             try await query("""
                 CREATE TABLE IF NOT EXISTS chat_es_nodes (
                     epoch bigint PRIMARY KEY, node text NOT NULL, address text NOT NULL,
-                    heartbeat timestamptz NOT NULL)
+                    heartbeat timestamptz NOT NULL, connections text NOT NULL DEFAULT '')
                 """)
             let id = UUID().uuidString.lowercased()
             try await query("INSERT INTO chat_es_meta (key, value) VALUES ('log_id', \(id)) ON CONFLICT DO NOTHING")

@@ -4,7 +4,7 @@ import PostgresNIO
 /// A `postgres://user[:password]@host[:port]/database` address, or with `?host=/dir` for a Unix
 /// socket. TLS is not negotiated: the nodes and the database are meant to share a private network.
 public struct PostgresURL: Sendable, CustomStringConvertible {
-    public let configuration: PostgresConnection.Configuration
+    public private(set) var configuration: PostgresConnection.Configuration
     /// The address without its password, for messages.
     public let description: String
 
@@ -31,6 +31,18 @@ public struct PostgresURL: Sendable, CustomStringConvertible {
         // An unreachable host should turn into 503s soon, not after NIO's default 10 s.
         configuration.options.connectTimeout = .seconds(2)
         self.configuration = configuration
+    }
+
+    /// The `application_name` its connections give, if `named` set one.
+    public var applicationName: String? {
+        configuration.options.additionalStartupParameters.first { $0.0 == "application_name" }?.1
+    }
+
+    /// The same address, its connections named `name` (`application_name` in `pg_stat_activity`).
+    public func named(_ name: String) -> PostgresURL {
+        var copy = self
+        copy.configuration.options.additionalStartupParameters = [("application_name", name)]
+        return copy
     }
 }
 
