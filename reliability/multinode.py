@@ -38,6 +38,10 @@ CHAT_ES_SECRET. Every node accepts every request; what one node writes the other
    socket is acked and delivered to the receiver's socket on C. The outage must not make a node
    take a live one for dead (no "taken for dead"/"has no heartbeat" in B's and C's output since
    the stop, both sockets still open). Nothing refused was stored.
+6. A hung node: C writes (so it keeps the turn lock), then gets SIGSTOP with a socket open. A
+   write through B must succeed within 12 s (C's database sessions are ended once its heartbeat
+   is 5 s old, which frees the lock) and C's socket must count as closed on B; after SIGCONT, C
+   (taken for dead) closes its sockets, joins again and takes a write within 20 s.
 At the end (B and C stopped with SIGTERM): `replay --postgres` has seqs 1..N and no
 (sender, client_id) twice, and `verify --postgres URL --data EMPTY` exits 0.
 
@@ -53,6 +57,7 @@ import os
 import random
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -755,6 +760,57 @@ def part_outage(rep: Report, b: Server, c: Server, pg: PgCluster, down_for: floa
     check_alive(rep, c, "recovery: node C")
 
 
+def part_hung(rep: Report, b: Server, c: Server) -> None:
+    """C stops (SIGSTOP) right after a write of its own, so it holds the turn lock: B must write
+    again within 12 s (C's sessions ended once its heartbeat is 5 s old) and count C's sockets
+    closed; C continued (SIGCONT) must come back by itself (it learns it was taken for dead,
+    closes its sockets and joins again) and write."""
+    asker = user_on(b, b, "hq")
+    h = user_on(c, c, "hung")
+    h_ws = socket_ready(c, h, b)
+    c.register(rand_name("last"))  # C's own write: it keeps the turn lock after it
+    os.killpg(c.proc.pid, signal.SIGSTOP)
+    t0 = time.monotonic()
+    try:
+        took = None
+        while time.monotonic() - t0 < 15:
+            try:
+                r = b.post("/api/register/", {"username": rand_name("bw"), "password": PASSWORD}, timeout=15)
+                if r.status_code == 201:
+                    took = time.monotonic() - t0
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        rep.check(took is not None and took <= 12, f"hung C: a write through B took {took} s (want <= 12)")
+        rep.fig("hung C (SIGSTOP while holding the turn): first write through B after s",
+                f"{took:.2f}" if took is not None else "never")
+        closed = wait_connected(b, asker["access"], [h["username"]], False, max(1.0, 14 - (time.monotonic() - t0)))
+        rep.check(closed is not None, "hung C: its socket still counted connected on B 14 s after the stop")
+        if closed is not None:
+            rep.fig("hung C: its sockets counted closed on B after s", round(time.monotonic() - t0, 2))
+    finally:
+        os.killpg(c.proc.pid, signal.SIGCONT)
+    t1 = time.monotonic()
+    back = None
+    while time.monotonic() - t1 < 20:
+        try:
+            r = c.post("/api/register/", {"username": rand_name("cb"), "password": PASSWORD}, timeout=5)
+            if r.status_code == 201:
+                back = time.monotonic() - t1
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    rep.check(back is not None, "hung C: no write through C within 20 s of SIGCONT")
+    rep.fig("hung C: first write through C after SIGCONT s", f"{back:.2f}" if back is not None else "never")
+    try:
+        h_ws.close()
+    except Exception:  # noqa: BLE001
+        pass
+    check_alive(rep, c, "hung C after SIGCONT")
+
+
 # -- the campaign ----------------------------------------------------------
 
 def main() -> None:
@@ -816,6 +872,8 @@ def main() -> None:
         rep.check(rc == 0, f"SIGTERM of A before the outage: exit {rc}")
         rep.fig("A SIGTERM exit / s", f"{rc} / {time.monotonic() - t:.2f}")
         part_outage(rep, b, c, pg, args.pg_down)
+        step = "6 hung node"
+        part_hung(rep, b, c)
 
         step = "final"
         for name in ("B", "C"):
