@@ -51,8 +51,9 @@ final class ClusterNode: @unchecked Sendable {
     private let turns = Counter(label: "chat_cluster_turns_total")
     private let lockTakes = Counter(label: "chat_cluster_lock_acquisitions_total")
     private let fetched = Counter(label: "chat_cluster_events_fetched_total")
-    /// Told once when the log writer has stopped (set before `start`).
-    var onWriterFailure: (@Sendable (String) -> Void)?
+    /// Told once when this node cannot go on: its log writer stopped (fenced out), or events
+    /// other nodes stored cannot be applied (set before `start`).
+    var onFailure: (@Sendable (String) -> Void)?
 
     private struct State {
         var stopped = false
@@ -166,9 +167,9 @@ final class ClusterNode: @unchecked Sendable {
                 }
                 await releaseLockIfWanted()
             } catch {
-                if let reason = log.failureReason {
+                if let reason = log.failureReason ?? (error as? ClusterNodeError)?.description {
                     await ledger.failTurnWaiters(APIError.storeUnavailable)
-                    onWriterFailure?(reason)
+                    onFailure?(reason)
                     break
                 }
                 logger.error("shared log: \(PostgresLog.describe(error))")
@@ -191,8 +192,15 @@ final class ClusterNode: @unchecked Sendable {
             let page = try await store.batches(after: head, limit: 500, maxBytes: 8 << 20)
             guard !page.isEmpty else { return }
             let records = try log.appendCommitted(page)
-            try await adoptKeys(registeredIn: records)
-            let applied = try await ledger.applyStored(records)
+            // From here the batches are in the local log: they must reach the views too, or the
+            // node would serve without them. Keys are waited for (the database may be away).
+            await adoptKeysPatiently(registeredIn: records)
+            let applied: (frames: [Fanout], endedOwnEpoch: Bool)
+            do {
+                applied = try await ledger.applyStored(records)
+            } catch {
+                throw ClusterNodeError.cannotApply(String(describing: error))
+            }
             fetched.increment(by: records.count)
             hub.write(applied.frames.map { (nil, $0) })
             if applied.endedOwnEpoch { rejoin() }
@@ -200,15 +208,25 @@ final class ClusterNode: @unchecked Sendable {
         }
     }
 
-    /// Keys of users another node registered, from the database, before their events are applied.
-    private func adoptKeys(registeredIn records: [Record]) async throws {
+    /// Keys of users another node registered, from the database, before their events are
+    /// applied; retried until the database answers (meanwhile the store reads as unavailable).
+    private func adoptKeysPatiently(registeredIn records: [Record]) async {
         let users = records.compactMap { record -> UInt32? in
             guard record.type == EventType.userRegistered.rawValue, case let .userRegistered(e)? = try? Event.decode(record) else { return nil }
             return e.userId
         }
         guard !users.isEmpty else { return }
-        let found = try await store.wrappedKeys(of: users)
-        try ledger.keys.adopt(found.map { WrappedKeyEntry(user: $0.0, wrapped: $0.1) })
+        while !state.withLockedValue({ $0.stopped }) {
+            do {
+                let found = try await store.wrappedKeys(of: users)
+                try ledger.keys.adopt(found.map { WrappedKeyEntry(user: $0.0, wrapped: $0.1) })
+                return
+            } catch {
+                store.noteFailure(error)
+                logger.warning("reading new users' keys: \(PostgresLog.describe(error)); retrying")
+                try? await Task.sleep(nanoseconds: 200_000_000)
+            }
+        }
     }
 
     /// True while this node holds the turn lock on a connection that is still open.
@@ -236,9 +254,7 @@ final class ClusterNode: @unchecked Sendable {
                 lockTakes.increment()
                 break
             }
-            if DispatchTime.now().uptimeNanoseconds > deadline {
-                throw PostgresLogError.damaged("the write turn was not free for \(settings.turnTimeout) s")
-            }
+            if DispatchTime.now().uptimeNanoseconds > deadline { throw ClusterNodeError.turnBusy(settings.turnTimeout) }
         }
         try await follow()
     }
@@ -345,6 +361,22 @@ final class ClusterNode: @unchecked Sendable {
             try await side.removeNode(epoch: epoch)
         } catch {
             logger.warning("ending the epoch of node \(epoch): \(error)")
+        }
+    }
+}
+
+/// Why a node of a shared log could not go on.
+enum ClusterNodeError: Error, CustomStringConvertible {
+    /// Events other nodes stored could not be applied (a newer schema?): the node starts over,
+    /// and a start that cannot replay them says why.
+    case cannotApply(String)
+    /// The turn lock was not free for this many seconds.
+    case turnBusy(Double)
+
+    var description: String {
+        switch self {
+        case let .cannotApply(why): return "cannot apply events another node stored: \(why)"
+        case let .turnBusy(seconds): return "the write turn was not free for \(seconds) s"
         }
     }
 }

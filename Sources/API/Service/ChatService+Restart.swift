@@ -1,14 +1,14 @@
 import EventLog
 import Foundation
 
-/// A node on a shared log whose writer stopped (another node committed at its position first,
-/// after the database dropped its connection and with it the turn lock) starts over from the
-/// database instead of refusing writes until someone restarts it: nothing it held was
-/// acknowledged, and the database holds everything that was.
+/// A node on a shared log that cannot go on (its writer was fenced out: another node committed
+/// at its position first, after the database dropped its connection and with it the turn lock)
+/// starts over from the database instead of refusing writes until someone restarts it: nothing
+/// it held was acknowledged, and the database holds everything that was.
 extension ChatService {
-    func restartAfterWriterFailure(_ reason: String) async {
+    func restartFromStore(_ reason: String) async {
         guard !stopping.withLockedValue({ $0 }), beginRestart() else { return }
-        logger.error("the log writer stopped (\(reason)): closing this node's sockets and starting again from PostgreSQL; nothing it held was acknowledged")
+        logger.error("this node cannot go on (\(reason)): closing its sockets and starting again from PostgreSQL; nothing it held was acknowledged")
         let old = takeRunningParts()
         hub.closeAll()
         old.snapshots?.stop()
@@ -20,7 +20,7 @@ extension ChatService {
         while !stopping.withLockedValue({ $0 }) {
             do {
                 try await start()
-                logger.notice("serving again after the log writer stopped")
+                logger.notice("serving again after starting over from PostgreSQL")
                 break
             } catch {
                 logger.error("starting again failed: \(error); retrying")

@@ -113,8 +113,8 @@ public final class ChatService: @unchecked Sendable {
                                    ledger: ledger, log: log, hub: hub, settings: config.cluster,
                                    address: "\(config.host):\(config.port)",
                                    nodeId: try NodeIdentity.load(dataDirectory: config.dataDirectory), logger: logger)
-            node.onWriterFailure = { [weak self] reason in
-                Task { await self?.restartAfterWriterFailure(reason) }
+            node.onFailure = { [weak self] reason in
+                Task { await self?.restartFromStore(reason) }
             }
             await node.start()
             cluster = node
