@@ -25,6 +25,18 @@ import Testing
         return try ProjectionSet.rebuild(scan: { try log.scan(from: 1, $0) })
     }
 
+    @Test func aSecondServerOnTheSameDirectoryRefusesToStart() async throws {
+        let data = TestData()
+        let first = try await data.service()
+        let second = try await data.service(start: false)
+        let error = await #expect(throws: (any Error).self) { try await second.start() }
+        #expect("\(error.map { "\($0)" } ?? "")".contains("another chat-es process serves"))
+        await first.shutdown()
+        // Free once the first has stopped.
+        try await second.start()
+        await second.shutdown()
+    }
+
     @Test func aGracefulStopWritesASnapshotAndTheNextStartReplaysOnlyTheTail() async throws {
         let data = TestData()
         let first = try await data.service()

@@ -32,6 +32,8 @@ public final class ChatService: @unchecked Sendable {
     /// This node's part among the nodes serving that database.
     private var _cluster: ClusterNode?
     private var restarting = false
+    /// Held from the first start on (a start after `restartFromStore` keeps it).
+    private var directoryLock: DataDirectoryLock?
 
     public init(config: ServerConfig, logger: Logger) async {
         self.config = config
@@ -54,6 +56,10 @@ public final class ChatService: @unchecked Sendable {
     /// Refuses a log from before personal fields were encrypted, naming the command that
     /// rewrites it.
     public func start() async throws {
+        if lock.withLock({ directoryLock }) == nil {
+            let taken = try DataDirectoryLock.acquire(config.dataDirectory)
+            lock.withLock { directoryLock = taken }
+        }
         let logDir = config.dataDirectory + "/log"
         guard let durability = Durability(parsing: config.durability) else {
             throw APIError(.badRequest, "config", "unknown --fsync policy \(config.durability)")
@@ -286,6 +292,8 @@ public final class ChatService: @unchecked Sendable {
             await writeShutdownSnapshot(ledger, snapshots: snapshots)
         }
         await store?.close()
+        // The directory is free for the next server (the process usually ends here anyway).
+        lock.withLock { directoryLock = nil }
     }
 
     /// At a graceful stop the views equal the flushed log: writing them is the cheapest
