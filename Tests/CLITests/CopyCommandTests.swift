@@ -13,6 +13,24 @@ struct CopyCommandTests {
         result.lines.first { $0.hasPrefix("head digest:") }.map { String($0.dropFirst("head digest:".count)).trimmingCharacters(in: .whitespaces) }
     }
 
+    @Test func theToolsNeverEditTheCacheOfARunningServer() async throws {
+        let f = try await F.make()
+        let url = try await PostgresTestServer.freshDatabaseAddress()
+        #expect(try CLI.run(["copy", "--from", f.dataDir, "--to", url]).status == 0)
+        // A server holds its directory's lock for as long as it runs.
+        let cache = f.dir.path + "/served"
+        try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
+        let fd = open(cache + "/lock", O_RDWR | O_CREAT, 0o644)
+        #expect(flock(fd, LOCK_EX | LOCK_NB) == 0)
+        let refused = try CLI.run(["verify", "--data", cache, "--postgres", url])
+        #expect(refused.status == 2 && refused.stderr.contains("another chat-es process serves"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: cache + "/log"), "nothing was fetched into it")
+        let copyBack = try CLI.run(["copy", "--from", url, "--to", cache])
+        #expect(copyBack.status == 2, "\(copyBack.stderr)")
+        close(fd)
+        #expect(try CLI.run(["verify", "--data", cache, "--postgres", url]).status == 0)
+    }
+
     @Test func aLogGoesIntoPostgresAndBackWithTheSameChain() async throws {
         let f = try await F.make()
         let url = try await PostgresTestServer.freshDatabaseAddress()

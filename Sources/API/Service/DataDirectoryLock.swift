@@ -4,7 +4,7 @@ import Foundation
 /// process: two servers on one directory would write the same segments, and two nodes of a
 /// shared log on one directory would also share one node id. The kernel drops the lock when
 /// the process ends, however it ends.
-final class DataDirectoryLock: @unchecked Sendable {
+public final class DataDirectoryLock: @unchecked Sendable {
     private let fd: Int32
 
     private init(fd: Int32) { self.fd = fd }
@@ -12,7 +12,7 @@ final class DataDirectoryLock: @unchecked Sendable {
     deinit { close(fd) }
 
     /// Takes the lock, or throws naming the directory when another process holds it.
-    static func acquire(_ directory: String) throws -> DataDirectoryLock {
+    public static func acquire(_ directory: String) throws -> DataDirectoryLock {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = directory + "/lock"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
@@ -27,6 +27,6 @@ final class DataDirectoryLock: @unchecked Sendable {
 }
 
 /// Why a data directory could not be taken.
-struct DataDirectoryLockError: Error, CustomStringConvertible {
-    var description: String
+public struct DataDirectoryLockError: Error, CustomStringConvertible {
+    public var description: String
 }

@@ -46,6 +46,9 @@ struct CopyCommand: AsyncParsableCommand {
                     return heads
                 }
             case let (.some(url), nil):
+                let held: DataDirectoryLock
+                do { held = try DataDirectoryLock.acquire(to) } catch { throw ToolError.usage("\(error)") }
+                defer { withExtendedLifetime(held) {} }
                 copied = try await withPostgresLog(url) { store in
                     let heads = try await copyFrom(store, into: to + "/log", progress)
                     if let keys = try Self.copyKeys(from: store, into: to) {

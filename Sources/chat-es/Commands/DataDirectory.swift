@@ -1,4 +1,5 @@
 import ArgumentParser
+import API
 import EventLog
 import Foundation
 
@@ -45,6 +46,12 @@ extension DataDirectoryOptions {
         let url: PostgresURL
         do { url = try PostgresURL(address) } catch { throw ToolError.usage("--postgres: \(error)") }
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        // Bringing the cache level cuts and appends segments: never under a running server.
+        let held: DataDirectoryLock
+        do { held = try DataDirectoryLock.acquire(path) } catch {
+            throw ToolError.usage("\(error); to audit the database, give --data an empty directory")
+        }
+        defer { withExtendedLifetime(held) {} }
         let directory = logDirectory
         let bar = SendableProgress(ProgressBar(label: "fetch"))
         defer { bar.value.finish() }

@@ -25,12 +25,25 @@ struct StatsCommand: ParsableCommand {
             let out = StandardOutput()
             out.append(counts.report(segments: segments))
             out.append(Self.snapshotReport(data.path))
+            if let address = data.postgres { out.append(try Self.nodesReport(address)) }
             out.flush()
         }
     }
 }
 
 extension StatsCommand {
+    /// The nodes serving the database: epoch, address and heartbeat age.
+    static func nodesReport(_ address: String) throws -> String {
+        let url = try PostgresURL(address)
+        let nodes = try runBlocking { try await withPostgresLog(url) { try await $0.liveNodes() } }
+        var s = "\nnodes serving \(url) (a node without a heartbeat for 5 s is taken for dead):\n"
+        if nodes.isEmpty { return s + "  none\n" }
+        for node in nodes {
+            s += "  epoch \(node.epoch)  \(node.address)  heartbeat \(String(format: "%.1f", node.age)) s ago\n"
+        }
+        return s
+    }
+
     /// The snapshots under the data directory: seq, age, size, and whether this build can
     /// start from them (same view versions).
     static func snapshotReport(_ dataDirectory: String) -> String {
