@@ -345,3 +345,13 @@ class Report:
         status = "PASS" if not self.failures else f"FAIL ({len(self.failures)} failed checks)"
         print(f"[{self.name}] {status}", flush=True)
         sys.exit(0 if not self.failures else 1)
+
+
+def seeded_report(name: str, seed: "Optional[int]") -> "tuple[Report, int]":
+    """A campaign's report, with `random` seeded by `seed` (or a fresh one) and the seed shown,
+    so `--seed S` replays the run."""
+    seed = seed if seed is not None else random.randrange(1 << 30)
+    random.seed(seed)
+    rep = Report(name)
+    rep.fig("seed", seed)
+    return rep, seed

@@ -40,7 +40,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import PASSWORD, Report, Server, rand_name, rebuild_digests, replay_events, send_burst, tool  # noqa: E402
+from common import PASSWORD, Report, Server, rand_name, rebuild_digests, replay_events, send_burst, tool, seeded_report  # noqa: E402
 
 from websockets.sync.client import connect as ws_connect  # noqa: E402
 
@@ -92,10 +92,7 @@ def main() -> None:
     ap.add_argument("--cycles", type=int, default=50)
     ap.add_argument("--seed", type=int, default=None)
     args = ap.parse_args()
-    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
-    random.seed(seed)
-    rep = Report("crash")
-    rep.fig("seed", seed)
+    rep, seed = seeded_report("crash", args.seed)
 
     # per-socket rate limit raised: this campaign is about durability, not the limiter; a
     # snapshot is written every 500 events or second, so many kills land while one is written

@@ -67,7 +67,7 @@ import unicodedata
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import BIN, Report, Server, StartFailed, replay_events, tool  # noqa: E402
+from common import BIN, Report, Server, StartFailed, replay_events, tool, seeded_report  # noqa: E402
 
 import requests  # noqa: E402
 from websockets.sync.client import connect as ws_connect  # noqa: E402
@@ -996,10 +996,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--seed", type=int, default=None)
     args = ap.parse_args()
-    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
-    random.seed(seed)
-    rep = Report("erasure")
-    rep.fig("seed", seed)
+    rep, seed = seeded_report("erasure", args.seed)
     camp = Campaign(rep, args.rounds)
     try:
         camp.run()

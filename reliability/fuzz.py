@@ -38,7 +38,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import PASSWORD, Report, Server, replay_events, rss_kib  # noqa: E402
+from common import PASSWORD, Report, Server, replay_events, rss_kib, seeded_report  # noqa: E402
 
 import requests  # noqa: E402
 from websockets.sync.client import connect as ws_connect  # noqa: E402
@@ -357,10 +357,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--seed", type=int, default=None)
     args = ap.parse_args()
-    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
-    random.seed(seed)
-    rep = Report("fuzz")
-    rep.fig("seed", seed)
+    rep, seed = seeded_report("fuzz", args.seed)
     srv = Server(fsync="always").start()
     try:
         key = open(os.path.join(srv.data, "secret"), "rb").read()

@@ -38,7 +38,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import PASSWORD, Report, Server, replay_events, rss_kib  # noqa: E402
+from common import PASSWORD, Report, Server, replay_events, rss_kib, seeded_report  # noqa: E402
 from fuzz import claims_of, jwt  # noqa: E402
 
 from websockets.sync.client import connect as ws_connect  # noqa: E402
@@ -345,10 +345,7 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=100000)
     ap.add_argument("--seed", type=int, default=None)
     args = ap.parse_args()
-    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
-    random.seed(seed)
-    rep = Report("isolation")
-    rep.fig("seed", seed)
+    rep, seed = seeded_report("isolation", args.seed)
     srv = Server(fsync="always").start()
     try:
         access_checks(rep, srv)

@@ -65,9 +65,9 @@ import time
 from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import PASSWORD, Report, Server, StartFailed, rand_name, send_burst  # noqa: E402
-from postgres import (PgCluster, Sender, check_alive, db_events, db_head, health_code, pg_bin,  # noqa: E402
-                      send_wait, wait_frame)
+from common import PASSWORD, Report, Server, StartFailed, rand_name, send_burst, seeded_report  # noqa: E402
+from postgres import (PgCluster, Sender, check_alive, db_events, db_head, health_code, history_by_text,  # noqa: E402
+                      pg_bin, send_wait, wait_frame)
 
 import requests  # noqa: E402
 from websockets.sync.client import connect as ws_connect  # noqa: E402
@@ -153,17 +153,7 @@ def ms(x: float) -> str:
 def history_problems(srv: Server, token: str, convs: list[str], acked: dict[str, int]) -> list[str]:
     """What is wrong in `srv`'s history of `convs` for the acked client ids (text "text CID"):
     each must be there once with its acked id; ids unique and in order."""
-    by_text: dict[str, list[int]] = {}
-    problems = []
-    for conv in convs:
-        hist = srv.history(token, conv)
-        ids = [m["id"] for m in hist]
-        if len(ids) != len(set(ids)):
-            problems.append(f"duplicate message ids in {conv}")
-        if ids != sorted(ids):
-            problems.append(f"history of {conv} not in id order")
-        for m in hist:
-            by_text.setdefault(m["message"], []).append(m["id"])
+    by_text, problems = history_by_text(srv, token, convs)
     for cid, mid in acked.items():
         got = by_text.get("text " + cid)
         if got != [mid]:
@@ -760,6 +750,20 @@ def part_outage(rep: Report, b: Server, c: Server, pg: PgCluster, down_for: floa
     check_alive(rep, c, "recovery: node C")
 
 
+def first_write(srv: Server, prefix: str, limit: float) -> Optional[float]:
+    """Registers on `srv` until one is accepted; the seconds it took, or None if not within `limit`."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        try:
+            r = srv.post("/api/register/", {"username": rand_name(prefix), "password": PASSWORD}, timeout=limit)
+            if r.status_code == 201:
+                return time.monotonic() - t0
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    return None
+
+
 def part_hung(rep: Report, b: Server, c: Server) -> None:
     """C stops (SIGSTOP) right after a write of its own, so it holds the turn lock: B must write
     again within 12 s (C's sessions ended once its heartbeat is 5 s old) and count C's sockets
@@ -772,16 +776,7 @@ def part_hung(rep: Report, b: Server, c: Server) -> None:
     os.killpg(c.proc.pid, signal.SIGSTOP)
     t0 = time.monotonic()
     try:
-        took = None
-        while time.monotonic() - t0 < 15:
-            try:
-                r = b.post("/api/register/", {"username": rand_name("bw"), "password": PASSWORD}, timeout=15)
-                if r.status_code == 201:
-                    took = time.monotonic() - t0
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
+        took = first_write(b, "bw", 15)
         rep.check(took is not None and took <= 12, f"hung C: a write through B took {took} s (want <= 12)")
         rep.fig("hung C (SIGSTOP while holding the turn): first write through B after s",
                 f"{took:.2f}" if took is not None else "never")
@@ -791,17 +786,7 @@ def part_hung(rep: Report, b: Server, c: Server) -> None:
             rep.fig("hung C: its sockets counted closed on B after s", round(time.monotonic() - t0, 2))
     finally:
         os.killpg(c.proc.pid, signal.SIGCONT)
-    t1 = time.monotonic()
-    back = None
-    while time.monotonic() - t1 < 20:
-        try:
-            r = c.post("/api/register/", {"username": rand_name("cb"), "password": PASSWORD}, timeout=5)
-            if r.status_code == 201:
-                back = time.monotonic() - t1
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
+    back = first_write(c, "cb", 20)
     rep.check(back is not None, "hung C: no write through C within 20 s of SIGCONT")
     rep.fig("hung C: first write through C after SIGCONT s", f"{back:.2f}" if back is not None else "never")
     try:
@@ -819,10 +804,7 @@ def main() -> None:
     ap.add_argument("--pg-down", type=float, default=7.0, help="seconds PostgreSQL stays stopped (check 5)")
     ap.add_argument("--seed", type=int, default=None)
     args = ap.parse_args()
-    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
-    random.seed(seed)
-    rep = Report("multinode")
-    rep.fig("seed", seed)
+    rep, seed = seeded_report("multinode", args.seed)
     if not pg_bin():
         print("[multinode] PostgreSQL is not installed (/usr/lib/postgresql/*/bin): nothing to test")
         rep.check(False, "PostgreSQL not installed")

@@ -65,7 +65,7 @@ import time
 from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import PASSWORD, REPO, Report, Server, StartFailed, rand_name, send_burst, tool  # noqa: E402
+from common import PASSWORD, REPO, Report, Server, StartFailed, rand_name, send_burst, tool, seeded_report  # noqa: E402
 
 import requests  # noqa: E402
 from websockets.sync.client import connect as ws_connect  # noqa: E402
@@ -353,10 +353,7 @@ def main() -> None:
     ap.add_argument("--cycles", type=int, default=5)
     ap.add_argument("--seed", type=int, default=None)
     args = ap.parse_args()
-    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
-    random.seed(seed)
-    rep = Report("postgres")
-    rep.fig("seed", seed)
+    rep, seed = seeded_report("postgres", args.seed)
     if not pg_bin():
         print("[postgres] PostgreSQL is not installed (/usr/lib/postgresql/*/bin): nothing to test")
         rep.check(False, "PostgreSQL not installed")

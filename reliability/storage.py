@@ -38,7 +38,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (BIN, Report, Server, StartFailed, segments, tool)  # noqa: E402
+from common import (BIN, Report, Server, StartFailed, segments, tool, seeded_report)  # noqa: E402
 
 from websockets.sync.client import connect as ws_connect  # noqa: E402
 
@@ -515,10 +515,7 @@ def main() -> None:
     ap.add_argument("--no-sealed", action="store_true")
     ap.add_argument("--no-diskfull", action="store_true")
     args = ap.parse_args()
-    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
-    random.seed(seed)
-    rep = Report("storage")
-    rep.fig("seed", seed)
+    rep, seed = seeded_report("storage", args.seed)
     campaign_active(rep, args.cases)
     if not args.no_sealed:
         campaign_sealed(rep, max(3, args.cases // 3))

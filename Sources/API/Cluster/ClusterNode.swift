@@ -132,7 +132,7 @@ final class ClusterNode: @unchecked Sendable {
             return s.catchUpWaiters
         }
         for waiter in waiters { waiter.resume() }
-        await ledger.failTurnWaiters(APIError.storeUnavailable)
+        await ledger.endTurns(APIError.storeUnavailable)
         for task in tasks { task.cancel() }
         wake.yield()
         if let epoch { try? await side.removeNode(epoch: epoch) }
@@ -167,7 +167,7 @@ final class ClusterNode: @unchecked Sendable {
                 }
                 await releaseLockIfWanted()
             } catch {
-                if let reason = log.failureReason ?? (error as? ClusterNodeError)?.description {
+                if let reason = log.failureReason ?? Self.fatalReason(error) {
                     await ledger.failTurnWaiters(APIError.storeUnavailable)
                     onFailure?(reason)
                     break
@@ -227,6 +227,12 @@ final class ClusterNode: @unchecked Sendable {
                 try? await Task.sleep(nanoseconds: 200_000_000)
             }
         }
+    }
+
+    /// Why `error` means the node cannot go on, if it does.
+    private static func fatalReason(_ error: any Error) -> String? {
+        if case let .cannotApply(why)? = error as? ClusterNodeError { return "cannot apply events another node stored: \(why)" }
+        return nil
     }
 
     /// True while this node holds the turn lock on a connection that is still open.

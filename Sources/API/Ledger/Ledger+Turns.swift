@@ -22,6 +22,8 @@ struct WriteTurn {
     var catchUp: (@Sendable () async -> Void)?
     /// This node's epoch (its sockets' ids carry it).
     var epoch: UInt64 = 0
+    /// Set once the node stopped taking turns: every command then fails at once.
+    var endedWith: (any Error)?
 }
 
 extension Ledger {
@@ -36,6 +38,7 @@ extension Ledger {
     /// Returns inside a write turn; the caller decides before its next suspension.
     func awaitTurn() async throws {
         while turn.shared && !turn.isOpen {
+            if let ended = turn.endedWith { throw ended }
             try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<Void, any Error>) in
                 turn.waiters.append(waiter)
                 if turn.waiters.count == 1 { turn.wanted?() }
@@ -74,6 +77,13 @@ extension Ledger {
     func closeTurn() async {
         await untilAdmittedRan()
         turn.isOpen = !turn.shared
+    }
+
+    /// No more turns (the node stopped or starts over): waiting and later commands fail.
+    func endTurns(_ error: any Error) {
+        turn.endedWith = error
+        turn.isOpen = false
+        failTurnWaiters(error)
     }
 
     /// Fails every waiting command (the database cannot be reached: they answer 503).

@@ -24,7 +24,7 @@ extension PostgresLog {
         try await query(PostgresQuery(unsafeSQL: "SET lock_timeout = '\(max(1, Int(timeout * 1000)))ms'"))
         defer { run("RESET lock_timeout").whenComplete { _ in } }
         do {
-            try await query("SELECT pg_advisory_lock(\(Self.turnLockKey))")
+            try await query("SELECT pg_advisory_lock(\(Self.turnLockKey))", timeout: timeout + 5)
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "55P03" {
             return nil
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PostgresNIO
@@ -133,7 +134,7 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
                 try storeOnce(batch)
                 lock.withLock { available = true }
                 return
-            } catch let error as PostgresLogError {
+            } catch let error as PostgresLogError where !Self.isTransient(error) {
                 throw error
             } catch where !Self.isTransient(error) {
                 // A statement the database refuses for good would be refused forever.
@@ -246,6 +247,7 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     /// transaction (40).
     static func isTransient(_ error: any Error) -> Bool {
         if isConnectionFailure(error) { return true }
+        if case .timedOut? = error as? PostgresLogError { return true }
         guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
         return ["08", "40", "53", "57"].contains(String(state.prefix(2)))
     }
@@ -298,13 +300,36 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
     }
 
     @discardableResult
-    func query(_ query: PostgresQuery) async throws -> PostgresQueryResult {
-        try await run(query).get()
+    func query(_ query: PostgresQuery, timeout: Double = 15) async throws -> PostgresQueryResult {
+        try await run(query, timeout: timeout).get()
     }
 
-    /// Runs `query` on the connection, connecting first when there is none.
-    func run(_ query: PostgresQuery) -> EventLoopFuture<PostgresQueryResult> {
-        connected().flatMap { $0.query(query, logger: self.logger) }
+    /// Runs `query` on the connection, connecting first when there is none. An answer that
+    /// has not come after `timeout` seconds fails the query and drops the connection: a
+    /// connection the server ended while this process was paused must not hold a caller forever.
+    func run(_ query: PostgresQuery, timeout: Double = 15) -> EventLoopFuture<PostgresQueryResult> {
+        let loop = Self.loops.next()
+        let promise = loop.makePromise(of: PostgresQueryResult.self)
+        let done = NIOLockedValueBox(false)
+        let finish: @Sendable (Result<PostgresQueryResult, any Error>) -> Bool = { result in
+            let first = done.withLockedValue { d -> Bool in
+                defer { d = true }
+                return !d
+            }
+            if first { promise.completeWith(result) }
+            return first
+        }
+        let timer = loop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) {
+            if finish(.failure(PostgresLogError.timedOut(seconds: timeout))) {
+                self.logger.error("PostgreSQL did not answer within \(timeout) s: dropping the connection")
+                self.dropConnection()
+            }
+        }
+        connected().flatMap { $0.query(query, logger: self.logger) }.whenComplete { result in
+            timer.cancel()
+            _ = finish(result)
+        }
+        return promise.futureResult
     }
 
     private func connected() -> EventLoopFuture<PostgresConnection> {
@@ -371,12 +396,15 @@ public enum PostgresLogError: Error, CustomStringConvertible {
     case fenced(seq: UInt64)
     case closed
     case damaged(String)
+    /// A query got no answer in time (the connection is dropped).
+    case timedOut(seconds: Double)
 
     public var description: String {
         switch self {
         case let .fenced(seq): return "another writer stored a different batch at seq \(seq) in PostgreSQL"
         case .closed: return "the PostgreSQL log is closed"
         case let .damaged(why): return why
+        case let .timedOut(seconds): return "PostgreSQL did not answer within \(seconds) s"
         }
     }
 }
