@@ -21,18 +21,42 @@ import Testing
         #expect(segmentFiles(source.path).count > 3, "the copy must cross segments")
         let reader = LogBatchReader(directory: source.path)
         var pages = 0
+        // The first page through a directory opened for it alone, the rest through one appender.
+        try LogCache.append(directory: copy.path, batches: try reader.next(limit: 7), segmentBytes: 1024)
+        let appender = try LogCache.Appender(directory: copy.path, segmentBytes: 1024)
+        #expect(appender.head.seq == 21)
         while true {
             let page = try reader.next(limit: 7)
             if page.isEmpty { break }
             pages += 1
-            try LogCache.append(directory: copy.path, batches: page, segmentBytes: 1024)
+            try appender.append(page)
+            #expect(appender.head.seq == page.last!.lastSeq && appender.head.hash == page.last!.headerHash)
         }
-        #expect(pages == 6)
+        #expect(throws: EventLogError.self, "a page again does not continue the chain") {
+            try appender.append(try LogBatchReader(directory: source.path).next(limit: 1))
+        }
+        appender.close()
+        #expect(pages == 5)
         #expect(reader.lastSeq == 120)
         #expect(try allRecords(copy.path) == allRecords(source.path))
         let head = try LogCache.head(directory: copy.path)
         #expect(head.seq == 120 && head.hash == reader.lastHash)
         #expect(try LogVerifier.verify(directory: copy.path).headSeq == 120)
+    }
+
+    @Test func readerPagesThroughOneSegmentAPageAtATime() async throws {
+        let source = TempDir()
+        try await makeLog(source.path, batches: 40)
+        #expect(segmentFiles(source.path).count == 1)
+        let reader = LogBatchReader(directory: source.path)
+        var sizes: [Int] = []
+        var seqs: [UInt64] = []
+        while case let page = try reader.next(limit: 7), !page.isEmpty {
+            sizes.append(page.count)
+            seqs += page.flatMap { Array($0.firstSeq...$0.lastSeq) }
+        }
+        #expect(sizes == [7, 7, 7, 7, 7, 5])
+        #expect(seqs == Array(1...120))
     }
 
     @Test func anOpenLogTakesCommittedBatchesVerbatim() async throws {

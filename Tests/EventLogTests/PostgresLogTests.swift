@@ -106,6 +106,49 @@ struct PostgresLogTests {
         await otherStore.close()
     }
 
+    @Test func aPageOfBatchesIsStoredWholeOrNotAtAll() async throws {
+        let dir = TempDir()
+        let log = try EventLog.open(directory: dir.path, options: EventLogOptions(durability: .never))
+        for i in 0..<(PostgresLog.batchesPerStatement + 600) { try await log.append(record(i)) }
+        await log.close()
+        let batches = try LogBatchReader(directory: dir.path).next(limit: 10_000)
+        #expect(batches.count > PostgresLog.batchesPerStatement + 100, "a page must span statements")
+        let store = try await PostgresLog.open(url: PostgresTestServer.freshDatabase())
+        await #expect(throws: PostgresLogError.self, "the first batch is not the start of the chain") {
+            try await store.insert(Array(batches[1...]))
+        }
+        #expect(try await store.head().seq == 0)
+        let cut = PostgresLog.batchesPerStatement + 50
+        try await store.insert(Array(batches[..<cut]))
+        #expect(try await store.head().seq == batches[cut - 1].lastSeq)
+        await #expect(throws: PostgresLogError.self, "a page with a hole") {
+            try await store.insert([batches[cut], batches[cut + 2]])
+        }
+        await #expect(throws: (any Error).self, "a page overlapping the stored batches") {
+            try await store.insert(Array(batches[(cut - 10)...]))
+        }
+        #expect(try await store.head().hash == batches[cut - 1].headerHash, "nothing of a refused page was stored")
+        try await store.insert(Array(batches[cut...]))
+        #expect(try await store.batches(after: 0, limit: 10_000) == batches)
+        await store.close()
+    }
+
+    @Test func keysAreStoredManyToAStatementAndTheLastKeyOfAUserWins() async throws {
+        let store = try await PostgresLog.open(url: PostgresTestServer.freshDatabase())
+        let count = PostgresLog.keysPerStatement * 2 + 7
+        var entries = (1...UInt32(count)).map { ($0, [UInt8](repeating: UInt8($0 % 251), count: 60)) }
+        entries.append((5, [1, 2, 3]))
+        try store.storeWrappedKeys(entries)
+        // A later store replaces what an earlier one left (a registration that never reached the log).
+        try store.storeWrappedKeys([(6, [4, 5])])
+        let stored = try store.allWrappedKeys()
+        #expect(stored.count == count)
+        #expect(stored.map(\.0) == Array(1...UInt32(count)))
+        #expect(stored[4].1 == [1, 2, 3] && stored[5].1 == [4, 5])
+        #expect(stored[count - 1].1 == [UInt8](repeating: UInt8(count % 251), count: 60))
+        await store.close()
+    }
+
     @Test func theWriteTurnIsOneNodesAtATime() async throws {
         let url = try await PostgresTestServer.freshDatabase()
         let first = try await PostgresLog.open(url: url)

@@ -93,10 +93,13 @@ extension PostgresLog {
     private func fetch(into directory: String, after start: UInt64, through end: UInt64,
                        progress: ((UInt64, UInt64) -> Void)?) async throws -> ClosedRange<UInt64>? {
         var at = start
+        guard at < end else { return nil }
+        let appender = try LogCache.Appender(directory: directory)
+        defer { appender.close() }
         while at < end {
             let page = try await batches(after: at, limit: 2000)
             guard let last = page.last else { break }
-            try LogCache.append(directory: directory, batches: page)
+            try appender.append(page)
             at = last.lastSeq
             progress?(at, end)
         }

@@ -42,14 +42,32 @@ extension PostgresLog {
     }
 
     /// Stores the keys, replacing a key left by a registration that never reached the log.
+    /// Up to `keysPerStatement` keys go in one statement: `copy` of a log with many users
+    /// would otherwise wait for one round trip per key.
     public func storeWrappedKeys(_ entries: [(UInt32, [UInt8])]) throws {
-        for (user, wrapped) in entries {
-            _ = try blocking(("""
-                INSERT INTO chat_es_user_keys (user_id, wrapped) VALUES (\(Int64(user)), \(ByteBuffer(bytes: wrapped)))
+        // One statement may not update a row twice: the last key given for a user wins.
+        var latest: [UInt32: [UInt8]] = [:]
+        for (user, wrapped) in entries { latest[user] = wrapped }
+        let users = latest.keys.sorted()
+        for start in stride(from: 0, to: users.count, by: Self.keysPerStatement) {
+            let chunk = users[start..<min(start + Self.keysPerStatement, users.count)]
+            var binds = PostgresBindings(capacity: 2 * chunk.count)
+            var rows: [String] = []
+            rows.reserveCapacity(chunk.count)
+            for user in chunk {
+                binds.append(Int64(user))
+                binds.append(ByteBuffer(bytes: latest[user]!))
+                rows.append("($\(binds.count - 1), $\(binds.count))")
+            }
+            _ = try blocking(PostgresQuery(unsafeSQL: """
+                INSERT INTO chat_es_user_keys (user_id, wrapped) VALUES \(rows.joined(separator: ", "))
                 ON CONFLICT (user_id) DO UPDATE SET wrapped = EXCLUDED.wrapped
-                """))
+                """, binds: binds))
         }
     }
+
+    /// Keys per insert: two parameters each, far below the protocol's 65,535 parameters.
+    static let keysPerStatement = 1000
 
     /// Deletes the users' keys, then vacuums the table so the deleted rows' bytes are not left
     /// in its pages (the write-ahead log and backups keep them until they are recycled).

@@ -108,14 +108,22 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
 
     // MARK: Writing
 
-    /// Appends `batches` in one transaction; each must continue the stored chain.
+    /// Appends `batches` in one transaction; each must continue the stored chain. They go
+    /// `batchesPerStatement` to a statement: a copy of a long log would otherwise wait for one
+    /// round trip per batch (about 1,200 batches/s here).
     public func insert(_ batches: [StoredBatch]) async throws {
         guard !batches.isEmpty else { return }
+        for (before, batch) in zip(batches, batches.dropFirst())
+        where batch.firstSeq != before.lastSeq + 1 || batch.prevHash != before.headerHash {
+            throw PostgresLogError.damaged("batch \(batch.firstSeq)…\(batch.lastSeq) does not continue batch \(before.firstSeq)…\(before.lastSeq)")
+        }
         try await query("BEGIN")
         do {
-            for batch in batches {
-                guard try await query(Self.insertQuery(batch)).rows.count == 1 else {
-                    throw PostgresLogError.fenced(seq: batch.firstSeq)
+            for start in stride(from: 0, to: batches.count, by: Self.batchesPerStatement) {
+                let run = batches[start..<min(start + Self.batchesPerStatement, batches.count)]
+                let stored = try await query(Self.insertQuery(run)).rows.first?.decode(Int64.self)
+                guard stored == Int64(run.count) else {
+                    throw PostgresLogError.fenced(seq: run.first!.firstSeq)
                 }
             }
             try await query("COMMIT")
@@ -123,6 +131,41 @@ public final class PostgresLog: BatchMirror, @unchecked Sendable {
             _ = try? await query("ROLLBACK")
             throw error
         }
+    }
+
+    /// Batches per insert statement of `insert`: five parameters each.
+    static let batchesPerStatement = 1000
+
+    /// Rows for `batches`, which continue each other (checked by the caller), stored only if
+    /// the first continues the stored chain: the condition of `insertQuery(_:)` for one batch,
+    /// asked once of the table as it was before the statement. Answers one row: how many were
+    /// stored (all or none).
+    static func insertQuery(_ batches: ArraySlice<StoredBatch>) -> PostgresQuery {
+        let first = batches.first!
+        var binds = PostgresBindings(capacity: 5 * batches.count + 2)
+        binds.append(Int64(first.firstSeq))
+        binds.append(ByteBuffer(bytes: first.prevHash))
+        var rows: [String] = []
+        rows.reserveCapacity(batches.count)
+        for batch in batches {
+            let at = binds.count
+            binds.append(Int64(batch.firstSeq))
+            binds.append(Int64(batch.lastSeq))
+            binds.append(ByteBuffer(bytes: batch.prevHash))
+            binds.append(ByteBuffer(bytes: batch.headerHash))
+            binds.append(ByteBuffer(bytes: batch.bytes))
+            rows.append("($\(at + 1)::bigint, $\(at + 2)::bigint, $\(at + 3)::bytea, $\(at + 4)::bytea, $\(at + 5)::bytea)")
+        }
+        return PostgresQuery(unsafeSQL: """
+            WITH stored AS (
+                INSERT INTO chat_es_batches (first_seq, last_seq, prev_hash, header_hash, body)
+                SELECT * FROM (VALUES \(rows.joined(separator: ", "))) AS page(first_seq, last_seq, prev_hash, header_hash, body)
+                WHERE ($1::bigint = 1 AND NOT EXISTS (SELECT 1 FROM chat_es_batches))
+                   OR EXISTS (SELECT 1 FROM chat_es_batches WHERE last_seq = $1::bigint - 1 AND header_hash = $2::bytea)
+                RETURNING last_seq),
+            announced AS (SELECT pg_notify('chat_es_log', max(last_seq)::text) FROM stored)
+            SELECT (SELECT count(*) FROM stored) FROM announced
+            """, binds: binds)
     }
 
     /// `BatchMirror`: stores one batch, retrying through an outage until it is stored, the log

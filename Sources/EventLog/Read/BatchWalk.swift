@@ -21,16 +21,17 @@ struct WalkFault {
 
 /// Walking and checking the batches of one segment held in memory.
 enum BatchWalk {
-    /// Reads batch headers from `offset` to the end of `bytes`, checking the seq sequence and hash chain.
+    /// Reads batch headers from `offset` to the end of `bytes` (at most `limit` of them), checking
+    /// the seq sequence and hash chain.
     static func headers(
         _ bytes: UnsafeRawBufferPointer, from offset: Int = 0,
-        expectedSeq: UInt64, prevHash: [UInt8]
+        expectedSeq: UInt64, prevHash: [UInt8], limit: Int = .max
     ) -> (batches: [FoundBatch], fault: WalkFault?) {
         var batches: [FoundBatch] = []
         var at = offset
         var seq = expectedSeq
         var prev = prevHash
-        while at < bytes.count {
+        while at < bytes.count && batches.count < limit {
             let rest = UnsafeRawBufferPointer(rebasing: bytes[at...])
             let header: BatchHeader
             switch BatchHeader.decode(rest) {

@@ -55,31 +55,68 @@ public enum LogCache {
     /// at `segmentBytes`, and syncs them.
     public static func append(directory: String, batches: [StoredBatch], segmentBytes: Int = 64 << 20) throws {
         guard !batches.isEmpty else { return }
-        let opened = try LogRecovery.open(directory: directory)
-        var active = opened.active
-        var lastSeq = opened.lastSeq
-        var headHash = opened.headHash
-        defer { FileIO.closeFD(active.fd) }
-        for batch in batches {
-            guard batch.firstSeq == lastSeq + 1, batch.prevHash == headHash else {
-                throw EventLogError.io("batch \(batch.firstSeq)…\(batch.lastSeq) does not continue the log at seq \(lastSeq)")
-            }
-            let header = try checkedHeader(batch)
-            if active.size >= segmentBytes && active.size > 0 {
-                try FileIO.sync(active.fd, path: active.path)
-                FileIO.closeFD(active.fd)
-                let path = directory + "/" + Segments.fileName(firstSeq: batch.firstSeq)
-                let fd = Foundation.open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o644)
-                guard fd >= 0 else { throw EventLogError.io(FileIO.errnoText("create \(path)")) }
-                FileIO.syncDirectory(directory)
-                active = ActiveSegment(fd: fd, path: path, size: 0, segment: active.segment + 1)
-            }
-            try batch.bytes.withUnsafeBytes { try FileIO.writeFully(active.fd, $0, path: active.path) }
-            active.size += batch.bytes.count
-            lastSeq = header.lastSeq
-            headHash = header.headerHash
+        let appender = try Appender(directory: directory, segmentBytes: segmentBytes)
+        defer { appender.close() }
+        try appender.append(batches)
+    }
+
+    /// Appends pages of another store's batches to a directory opened once: a fetch of many
+    /// pages walks the directory's batch headers once, not once per page (which made fetching
+    /// a long log quadratic in its batches).
+    public final class Appender {
+        private let directory: String
+        private let segmentBytes: Int
+        private var active: ActiveSegment
+        private var closed = false
+        /// The last seq and its batch header hash written so far.
+        public private(set) var head: (seq: UInt64, hash: [UInt8])
+
+        public init(directory: String, segmentBytes: Int = 64 << 20) throws {
+            let opened = try LogRecovery.open(directory: directory)
+            self.directory = directory
+            self.segmentBytes = segmentBytes
+            active = opened.active
+            head = (opened.lastSeq, opened.headHash)
         }
-        try FileIO.sync(active.fd, path: active.path)
+
+        deinit { close() }
+
+        /// Appends `batches`, each checked to continue the chain, and syncs them: once this
+        /// returns, they survive a crash.
+        public func append(_ batches: [StoredBatch]) throws {
+            precondition(!closed, "append after close")
+            for batch in batches {
+                guard batch.firstSeq == head.seq + 1, batch.prevHash == head.hash else {
+                    throw EventLogError.io("batch \(batch.firstSeq)…\(batch.lastSeq) does not continue the log at seq \(head.seq)")
+                }
+                let header = try checkedHeader(batch)
+                if active.size >= segmentBytes && active.size > 0 { try roll(firstSeq: batch.firstSeq) }
+                try batch.bytes.withUnsafeBytes { try FileIO.writeFully(active.fd, $0, path: active.path) }
+                active.size += batch.bytes.count
+                head = (header.lastSeq, header.headerHash)
+            }
+            try FileIO.sync(active.fd, path: active.path)
+        }
+
+        private func roll(firstSeq: UInt64) throws {
+            try FileIO.sync(active.fd, path: active.path)
+            FileIO.closeFD(active.fd)
+            let path = directory + "/" + Segments.fileName(firstSeq: firstSeq)
+            let fd = Foundation.open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o644)
+            guard fd >= 0 else {
+                closed = true  // the old descriptor is closed already
+                throw EventLogError.io(FileIO.errnoText("create \(path)"))
+            }
+            FileIO.syncDirectory(directory)
+            active = ActiveSegment(fd: fd, path: path, size: 0, segment: active.segment + 1)
+        }
+
+        /// Closes the active segment; later appends are a bug.
+        public func close() {
+            guard !closed else { return }
+            closed = true
+            FileIO.closeFD(active.fd)
+        }
     }
 
     /// The header of `batch.bytes`, checked against the facts it is stored under; the records
